@@ -1,0 +1,243 @@
+"""Hardware targets: one TOML data file per target under hw/targets/.
+
+Everything that needs a size, a width, a latency or a bandwidth reads it from here:
+the compiler, the simulators, the performance model, the generated RTL parameters
+(dfx.arch.verilog) and the Vitis link config. Nothing restates a size by hand.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import tomllib
+from pathlib import Path
+
+from dfx.errors import TargetError
+
+TARGET_DIR = Path(__file__).resolve().parent.parent / "hw" / "targets"
+
+
+def _is_pow2(v: int) -> bool:
+    return v > 0 and (v & (v - 1)) == 0
+
+
+@dataclasses.dataclass(frozen=True)
+class Clock:
+    kernel_mhz: float
+    memory_mhz: float
+
+
+@dataclasses.dataclass(frozen=True)
+class Matrix:
+    lanes: int
+    width: int
+    mul_latency: int
+    add_latency: int
+    sfu_latency: int
+
+
+@dataclasses.dataclass(frozen=True)
+class Vector:
+    width: int
+    add_latency: int
+    mul_latency: int
+    exp_latency: int
+    recip_latency: int
+    rsqrt_latency: int
+    reduce_latency: int
+
+
+@dataclasses.dataclass(frozen=True)
+class Hbm:
+    channels: int
+    channel_bytes: int
+    port_bits: int
+    channel_gbps: float
+    efficiency: float
+
+
+@dataclasses.dataclass(frozen=True)
+class Ddr:
+    present: bool
+    bytes: int
+    gbps: float
+    port_bits: int
+
+
+@dataclasses.dataclass(frozen=True)
+class Ring:
+    links: int
+    link_gbps: float
+    overhead: float
+    words_per_cycle: int
+    hop_latency_cycles: int
+
+
+@dataclasses.dataclass(frozen=True)
+class Buffers:
+    vbuf_words: int
+    max_rows: int
+    instr_fifo: int
+
+
+@dataclasses.dataclass(frozen=True)
+class Host:
+    pcie_gbps: float
+
+
+_SECTIONS = {
+    "clock": Clock,
+    "matrix": Matrix,
+    "vector": Vector,
+    "hbm": Hbm,
+    "ddr": Ddr,
+    "ring": Ring,
+    "buffers": Buffers,
+    "host": Host,
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Target:
+    """A hardware target, as read from hw/targets/<name>.toml."""
+
+    name: str
+    description: str
+    card: str
+    clock: Clock
+    matrix: Matrix
+    vector: Vector
+    hbm: Hbm
+    ddr: Ddr
+    ring: Ring
+    buffers: Buffers
+    host: Host
+    path: str = ""
+
+    # ---- derived facts (computed here once, never restated) ----
+    @property
+    def port_bytes(self) -> int:
+        """Bytes one pseudo-channel port moves per beat; also the HBM interleave granule."""
+        return self.hbm.port_bits // 8
+
+    @property
+    def tile_elems(self) -> int:
+        """FP16 elements in one weight tile: lanes x width."""
+        return self.matrix.lanes * self.matrix.width
+
+    @property
+    def tile_bytes(self) -> int:
+        """Bytes of one weight tile, which is one beat on every HBM channel."""
+        return self.tile_elems * 2
+
+    @property
+    def hbm_bytes(self) -> int:
+        return self.hbm.channels * self.hbm.channel_bytes
+
+    @property
+    def hbm_peak_gbps(self) -> float:
+        return self.hbm.channels * self.hbm.channel_gbps
+
+    @property
+    def kernel_hbm_gbps(self) -> float:
+        """What the kernel's ports can move per second: channels x port bytes x kernel clock."""
+        return self.hbm.channels * self.port_bytes * self.clock.kernel_mhz * 1e6 / 1e9
+
+    @property
+    def macs_per_cycle(self) -> int:
+        return self.matrix.lanes * self.matrix.width
+
+    def as_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        d.pop("path", None)
+        return d
+
+
+def _section(path: Path, raw: dict, name: str, cls):
+    if name not in raw or not isinstance(raw[name], dict):
+        raise TargetError(f"{path}: missing section [{name}]")
+    sec = raw[name]
+    kwargs = {}
+    for f in dataclasses.fields(cls):
+        if f.name not in sec:
+            raise TargetError(f"{path}: missing field {name}.{f.name}")
+        v = sec[f.name]
+        want = {"int": int, "float": (int, float), "bool": bool}[f.type]
+        if f.type == "int" and isinstance(v, bool) or not isinstance(v, want):
+            raise TargetError(f"{path}: field {name}.{f.name} must be {f.type}, got {v!r}")
+        kwargs[f.name] = float(v) if f.type == "float" else v
+    extra = set(sec) - {f.name for f in dataclasses.fields(cls)}
+    if extra:
+        raise TargetError(f"{path}: unknown field {name}.{sorted(extra)[0]}")
+    return cls(**kwargs)
+
+
+def _check(path: Path, t: Target) -> None:
+    def bad(field, why):
+        raise TargetError(f"{path}: field {field} {why}")
+
+    for field, v in [("matrix.lanes", t.matrix.lanes), ("matrix.width", t.matrix.width),
+                     ("vector.width", t.vector.width), ("hbm.channels", t.hbm.channels),
+                     ("hbm.port_bits", t.hbm.port_bits)]:
+        if not _is_pow2(v):
+            bad(field, f"must be a power of two, got {v}")
+    if t.matrix.width % t.matrix.lanes:
+        bad("matrix.width", f"({t.matrix.width}) must be a multiple of matrix.lanes ({t.matrix.lanes})")
+    if t.matrix.lanes * t.matrix.width * 16 != t.hbm.channels * t.hbm.port_bits:
+        bad("hbm.port_bits",
+            f"x hbm.channels ({t.hbm.channels} x {t.hbm.port_bits} bits) must equal one weight tile, "
+            f"matrix.lanes x matrix.width x 16 bits ({t.matrix.lanes} x {t.matrix.width} x 16)")
+    if t.hbm.channel_bytes <= 0 or t.hbm.channel_bytes % t.port_bytes:
+        bad("hbm.channel_bytes", "must be a positive multiple of the port width")
+    if not 0 < t.hbm.efficiency <= 1:
+        bad("hbm.efficiency", "must lie in (0, 1]")
+    if t.ddr.present and (t.ddr.bytes <= 0 or t.ddr.gbps <= 0):
+        bad("ddr.bytes", "and ddr.gbps must be positive when ddr.present is true")
+    if t.buffers.vbuf_words <= 0 or t.buffers.vbuf_words > (1 << 24):
+        bad("buffers.vbuf_words", "must lie in 1 .. 2^24 (the ISA's 24-bit buffer addresses)")
+    if not 1 <= t.buffers.max_rows <= 1024:
+        bad("buffers.max_rows", "must lie in 1 .. 1024")
+    for sec in ("clock", "matrix", "vector", "ring", "host"):
+        for f in dataclasses.fields(_SECTIONS[sec]):
+            v = getattr(getattr(t, sec), f.name)
+            if isinstance(v, (int, float)) and not isinstance(v, bool) and v <= 0 and f.name != "overhead":
+                bad(f"{sec}.{f.name}", f"must be positive, got {v}")
+
+
+def load_target_file(path) -> Target:
+    path = Path(path)
+    try:
+        raw = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise TargetError(f"{path}: no such target file") from None
+    except tomllib.TOMLDecodeError as e:
+        raise TargetError(f"{path}: not valid TOML: {e}") from None
+    for key in ("name", "description", "card"):
+        if not isinstance(raw.get(key), str):
+            raise TargetError(f"{path}: missing field {key}")
+    unknown = set(raw) - {"name", "description", "card"} - set(_SECTIONS)
+    if unknown:
+        raise TargetError(f"{path}: unknown section [{sorted(unknown)[0]}]")
+    secs = {name: _section(path, raw, name, cls) for name, cls in _SECTIONS.items()}
+    t = Target(name=raw["name"], description=raw["description"], card=raw["card"], path=str(path), **secs)
+    _check(path, t)
+    return t
+
+
+def target_names() -> list[str]:
+    return sorted(p.stem for p in TARGET_DIR.glob("*.toml"))
+
+
+@functools.lru_cache(maxsize=None)
+def load_target(name_or_path: str) -> Target:
+    """Load a target by name (hw/targets/<name>.toml) or by path to a TOML file."""
+    p = Path(name_or_path)
+    if p.suffix == ".toml" or p.exists():
+        return load_target_file(p)
+    path = TARGET_DIR / f"{name_or_path}.toml"
+    if not path.exists():
+        raise TargetError(f"unknown target {name_or_path!r}; known: {', '.join(target_names())}")
+    t = load_target_file(path)
+    if t.name != name_or_path:
+        raise TargetError(f"{path}: field name is {t.name!r}, expected {name_or_path!r}")
+    return t

@@ -1,0 +1,354 @@
+"""The exact arithmetic of the dfx hardware (docs/numerics.md), as vectorised numpy.
+
+These functions are the golden model: the exact simulator calls them, and the RTL tests
+compare every output bit with them. FP16 values travel as uint16 bit patterns; FP32
+intermediates as numpy float32 (numpy's float32 add and multiply are IEEE round to
+nearest even, which is what the hardware's FP32 adders and multipliers do).
+
+Rules (docs/numerics.md explains each):
+  * inputs: an FP16 subnormal is read as a zero of the same sign (flush on input);
+  * rne16: round an FP32 value to 11 significant bits, nearest even, with an unbounded
+    exponent; then a magnitude below 2^-14 becomes a zero of the same sign, one of
+    2^16 or more becomes infinity; every NaN becomes 0x7E00;
+  * products of two FP16 values are exact in FP32; sums are FP32, rounded at each adder;
+  * a W-wide reduction is a tree that adds neighbours (0+1, 2+3, ...) level by level;
+  * exp, reciprocal, rsqrt and GELU are the table algorithms below, not libm calls.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+
+import numpy as np
+
+F16_NAN = 0x7E00
+F16_INF = 0x7C00
+F16_NINF = 0xFC00
+F16_MAX = 0x7BFF  # 65504
+F16_ONE = 0x3C00
+
+
+# ----------------------------------------------------------------------- conversions
+def as_u16(x) -> np.ndarray:
+    """Bits of an FP16 array (accepts float16 or uint16)."""
+    x = np.asarray(x)
+    return x.view(np.uint16) if x.dtype == np.float16 else x.astype(np.uint16, copy=False)
+
+
+def f32(bits) -> np.ndarray:
+    """FP16 bits -> FP32 values, flushing subnormal inputs to signed zero."""
+    b = as_u16(bits)
+    b = np.where((b & 0x7C00) == 0, b & 0x8000, b).astype(np.uint16)
+    return b.view(np.float16).astype(np.float32)
+
+
+def rne16(x) -> np.ndarray:
+    """FP32 values -> FP16 bits: round to nearest even, then flush, saturate to inf, canonical NaN."""
+    x = np.asarray(x, dtype=np.float32)
+    u = x.view(np.uint32).astype(np.int64)
+    sign = (u >> 16) & 0x8000
+    e = (u >> 23) & 0xFF
+    m = u & 0x7FFFFF
+    lsb = (m >> 13) & 1
+    mr = m + 0x0FFF + lsb
+    e2 = e + (mr >> 23)
+    mr = (mr >> 13) & 0x3FF
+    eh = e2 - 127 + 15
+    out = sign | (np.clip(eh, 0, 31) << 10) | mr
+    out = np.where(eh <= 0, sign, out)
+    out = np.where(eh >= 31, sign | F16_INF, out)
+    out = np.where(e == 255, np.where(m != 0, F16_NAN, sign | F16_INF), out)
+    return out.astype(np.uint16)
+
+
+def to_f16_bits(x) -> np.ndarray:
+    """Python/numpy floats -> FP16 bits under the same rule (via FP32)."""
+    return rne16(np.asarray(x, dtype=np.float32))
+
+
+def from_f16_bits(bits) -> np.ndarray:
+    """FP16 bits -> float32, for reading results (no flush needed: results are never subnormal)."""
+    return as_u16(bits).view(np.float16).astype(np.float32)
+
+
+# ----------------------------------------------------------------------- adder trees
+def tree_sum(p: np.ndarray, axis: int = -1) -> np.ndarray:
+    """Sum a power-of-two-long FP32 axis with the hardware's tree: neighbours first."""
+    p = np.moveaxis(np.asarray(p, dtype=np.float32), axis, -1)
+    n = p.shape[-1]
+    assert n & (n - 1) == 0, "tree width must be a power of two"
+    while p.shape[-1] > 1:
+        p = p[..., 0::2] + p[..., 1::2]
+    return p[..., 0]
+
+
+def chunked_sum(p: np.ndarray, width: int) -> np.ndarray:
+    """Sum the last axis of FP32 values: `width`-wide trees over chunks (zero padded),
+    then the chunk sums accumulated in order in FP32 (acc = chunk0; acc += chunk_t)."""
+    p = np.asarray(p, dtype=np.float32)
+    n = p.shape[-1]
+    chunks = max(1, -(-n // width))
+    if chunks * width != n:
+        pad = np.zeros(p.shape[:-1] + (chunks * width - n,), np.float32)
+        p = np.concatenate([p, pad], axis=-1)
+    s = tree_sum(p.reshape(p.shape[:-1] + (chunks, width)), axis=-1)
+    acc = s[..., 0].copy()
+    for t in range(1, chunks):
+        acc += s[..., t]
+    return acc
+
+
+def gt16(a, b) -> np.ndarray:
+    """a > b for FP16 bit patterns (no NaNs): ordered comparison, +0 and -0 equal."""
+    return f32(a) > f32(b)
+
+
+def max16(a, b) -> np.ndarray:
+    """The comparator of the max trees: NaN if either is NaN, else b if b > a, else a."""
+    a, b = as_u16(a), as_u16(b)
+    fa, fb = f32(a), f32(b)
+    nan = np.isnan(fa) | np.isnan(fb)
+    r = np.where(fb > fa, b, a)
+    return np.where(nan, np.uint16(F16_NAN), r).astype(np.uint16)
+
+
+def chunked_max(a, width: int) -> np.ndarray:
+    """Row maximum of FP16 bits: `width`-wide comparator trees (padded with -inf), then in order."""
+    a = as_u16(a)
+    n = a.shape[-1]
+    chunks = max(1, -(-n // width))
+    if chunks * width != n:
+        pad = np.full(a.shape[:-1] + (chunks * width - n,), F16_NINF, np.uint16)
+        a = np.concatenate([a, pad], axis=-1)
+    a = a.reshape(a.shape[:-1] + (chunks, width))
+    while a.shape[-1] > 1:
+        a = max16(a[..., 0::2], a[..., 1::2])
+    a = a[..., 0]
+    acc = a[..., 0]
+    for t in range(1, chunks):
+        acc = max16(acc, a[..., t])
+    return acc
+
+
+def argmax16(a) -> tuple[int, int]:
+    """Index and bits of the first maximum of a 1-D FP16 vector; NaNs never win."""
+    v = f32(a).astype(np.float64)
+    v[np.isnan(v)] = -np.inf
+    i = int(np.argmax(v))
+    return i, int(as_u16(a)[i])
+
+
+# ----------------------------------------------------------------------- element-wise
+def add16(a, b) -> np.ndarray:
+    return rne16(f32(a) + f32(b))
+
+
+def sub16(a, b) -> np.ndarray:
+    return rne16(f32(a) - f32(b))
+
+
+def mul16(a, b) -> np.ndarray:
+    return rne16(f32(a) * f32(b))
+
+
+def scale32(acc: np.ndarray, scale_bits: int) -> np.ndarray:
+    """Multiply an FP32 sum by an FP16 scale (bits); 0 means no scaling."""
+    if scale_bits == 0:
+        return acc
+    return (acc * f32(np.uint16(scale_bits))).astype(np.float32)
+
+
+# ----------------------------------------------------------------------- dot products
+def matmul_exact(x, w, width: int, bias=None, scale_bits: int = 0) -> np.ndarray:
+    """The matrix unit: x (M, K) FP16 bits times w (K, N) FP16 bits -> FP32 sums.
+
+    For each k-tile t of `width` (x zero padded past K): exact FP32 products, a neighbour
+    tree, then acc = tile0; acc += tile_t in order. Bias and scale as in docs/numerics.md.
+    This is the readable reference; dfx.sim.kernels has a compiled equal.
+    """
+    xf, wf = f32(x), f32(w)
+    M, K = xf.shape
+    N = wf.shape[1]
+    T = max(1, -(-K // width))
+    if T * width != K:
+        xf = np.concatenate([xf, np.zeros((M, T * width - K), np.float32)], axis=1)
+        wf = np.concatenate([wf, np.zeros((T * width - K, N), np.float32)], axis=0)
+    acc = None
+    for t in range(T):
+        p = xf[:, t * width:(t + 1) * width, None] * wf[None, t * width:(t + 1) * width, :]
+        s = tree_sum(p, axis=1)
+        acc = s if acc is None else acc + s
+    if bias is not None:
+        acc = acc + f32(bias)[None, :]
+    return scale32(acc, scale_bits)
+
+
+# ----------------------------------------------------------------------- table functions
+GELU_LO, GELU_HI, GELU_SAMPLES = -8.0, 8.0, 2048
+LOG2E_F32 = np.float32(1.4426950408889634)
+EXP_SEGMENTS = 64
+
+
+@functools.lru_cache(maxsize=None)
+def gelu_tables() -> tuple[np.ndarray, np.ndarray]:
+    """G[j] = fp32(gelu_tanh(-8 + j/128)), j = 0..2048; D[j] = fp32(G[j+1] - G[j])."""
+    xs = GELU_LO + np.arange(GELU_SAMPLES + 1, dtype=np.float64) * ((GELU_HI - GELU_LO) / GELU_SAMPLES)
+    g = 0.5 * xs * (1.0 + np.tanh(np.sqrt(2.0 / np.pi) * (xs + 0.044715 * xs ** 3)))
+    G = g.astype(np.float32)
+    D = (G[1:] - G[:-1]).astype(np.float32)
+    return G, D
+
+
+@functools.lru_cache(maxsize=None)
+def exp_tables() -> tuple[np.ndarray, np.ndarray]:
+    """T[i] = fp32(2^(i/64)); S[i] = fp32(64 * (2^((i+1)/64) - 2^(i/64))), i = 0..63."""
+    i = np.arange(EXP_SEGMENTS + 1, dtype=np.float64)
+    t = np.exp2(i / EXP_SEGMENTS)
+    return t[:-1].astype(np.float32), ((t[1:] - t[:-1]) * EXP_SEGMENTS).astype(np.float32)
+
+
+def gelu_alg(bits) -> np.ndarray:
+    """GELU as a 2,048-segment piecewise-linear table over [-8, 8] (DFX's SFU)."""
+    G, D = gelu_tables()
+    x = f32(bits)
+    with np.errstate(invalid="ignore"):
+        u = (x + np.float32(8.0)) * np.float32(GELU_SAMPLES / (GELU_HI - GELU_LO))
+        inside = (x > np.float32(GELU_LO)) & (x < np.float32(GELU_HI))
+        uc = np.where(inside, u, np.float32(0.0))
+        i = np.floor(uc).astype(np.int64)
+        f = (uc - i.astype(np.float32)).astype(np.float32)
+        y = G[i] + (f * D[i]).astype(np.float32)
+    y = np.where(x >= np.float32(GELU_HI), x, y)
+    y = np.where(x <= np.float32(GELU_LO), np.float32(0.0), y)
+    y = np.where(np.isnan(x), np.float32(np.nan), y)
+    return rne16(y.astype(np.float32))
+
+
+def exp_alg(bits) -> np.ndarray:
+    """exp(x) = 2^(x log2 e): split t into n + f, 64-segment linear table for 2^f, scale by 2^n."""
+    T, S = exp_tables()
+    x = f32(bits)
+    with np.errstate(invalid="ignore", over="ignore"):
+        t = (x * LOG2E_F32).astype(np.float32)
+        big = t >= np.float32(16.0)
+        small = t < np.float32(-25.0)
+        tc = np.where(big | small | np.isnan(t), np.float32(0.0), t)
+        n = np.floor(tc)
+        f = (tc - n).astype(np.float32)
+        i = np.floor(f * np.float32(EXP_SEGMENTS)).astype(np.int64)
+        r = (f - (i.astype(np.float32) / np.float32(EXP_SEGMENTS))).astype(np.float32)
+        p = (T[i] + (r * S[i]).astype(np.float32)).astype(np.float32)
+        y = np.ldexp(p, n.astype(np.int32)).astype(np.float32)
+    y = np.where(big, np.float32(np.inf), y)
+    y = np.where(small, np.float32(0.0), y)
+    y = np.where(np.isnan(x), np.float32(np.nan), y)
+    return rne16(y)
+
+
+def _rne_div(num: np.ndarray, den: np.ndarray) -> np.ndarray:
+    """Round num/den to the nearest integer, ties to even (positive int64 arrays)."""
+    q, r = np.divmod(num, den)
+    up = (2 * r > den) | ((2 * r == den) & (q & 1 == 1))
+    return q + up
+
+
+@functools.lru_cache(maxsize=None)
+def recip_table() -> np.ndarray:
+    """R[m] for m = 1..1023: 11-bit significand rne(2^21 / (1024 + m)) of 2/(1.m), in 1024..2047."""
+    m = np.arange(1024, dtype=np.int64)
+    r = _rne_div(np.full(1024, 1 << 21, np.int64), 1024 + m)
+    r[0] = 2048  # m = 0 is an exact power of two, handled separately
+    return r
+
+
+@functools.lru_cache(maxsize=None)
+def rsqrt_table() -> np.ndarray:
+    """Q[a - 1024] for a = 1024..4095 (a = 1.m * 1024, doubled for odd exponents):
+    the 11-bit significand rne(2^16 / sqrt(a)); 2048 at a = 1024, else 1024..2047."""
+    a = np.arange(1024, 4096, dtype=np.int64)
+    # q = floor(2^17 / sqrt(a)) exactly, by integer square root: one guard bit below the significand.
+    q = np.array([math.isqrt(int(v)) for v in (1 << 34) // a], dtype=np.int64)
+    exact = q * q * a == (1 << 34)
+    half = q & 1
+    s = q >> 1
+    up = (half == 1) & ((~exact) | (s & 1 == 1))
+    return s + up
+
+
+def _pack16(sign, exp_unbiased, sig11) -> np.ndarray:
+    """Pack sign (0/0x8000), an unbiased exponent and an 11-bit significand (1024..2047)."""
+    eh = exp_unbiased + 15
+    out = sign | (np.clip(eh, 0, 31) << 10) | (sig11 & 0x3FF)
+    out = np.where(eh <= 0, sign, out)
+    out = np.where(eh >= 31, sign | F16_INF, out)
+    return out
+
+
+def recip_alg(bits) -> np.ndarray:
+    """1/x correctly rounded to FP16 (then flushed). ±0 gives ±65504 (saturated, see numerics.md)."""
+    b = as_u16(bits).astype(np.int64)
+    sign = b & 0x8000
+    e = (b >> 10) & 0x1F
+    m = b & 0x3FF
+    R = recip_table()
+    exp_u = e - 15
+    # m == 0: 1/2^e = 2^-e; else 2/(1.m) in (1,2) -> 1/x = (R/1024) * 2^(-e-1)
+    sig = np.where(m == 0, 1024, R[m])
+    ex = np.where(m == 0, -exp_u, -exp_u - 1)
+    out = _pack16(sign, ex, sig)
+    zero = e == 0  # zero or flushed subnormal
+    out = np.where(zero, sign | F16_MAX, out)
+    out = np.where((e == 31) & (m == 0), sign, out)
+    out = np.where((e == 31) & (m != 0), F16_NAN, out)
+    return out.astype(np.uint16)
+
+
+def rsqrt_alg(bits) -> np.ndarray:
+    """1/sqrt(x) correctly rounded to FP16. +0 and -0 give +65504; negatives give NaN."""
+    b = as_u16(bits).astype(np.int64)
+    sign = b & 0x8000
+    e = (b >> 10) & 0x1F
+    m = b & 0x3FF
+    exp_u = e - 15
+    odd = exp_u & 1
+    a = (1024 + m) << odd  # x = a/1024 * 2^(exp_u - odd), exp_u - odd even
+    half_e = (exp_u - odd) >> 1
+    Q = rsqrt_table()
+    s = Q[np.clip(a, 1024, 4095) - 1024]  # rne(2^16/sqrt(a))
+    # 1/sqrt(x) = 32/sqrt(a) * 2^-half_e = (s/2048) * 2^-half_e = (s/1024) * 2^(-half_e-1)
+    carry = s >= 2048
+    sig = np.where(carry, 1024, s)
+    ex = np.where(carry, -half_e, -half_e - 1)
+    out = _pack16(0, ex, sig)
+    zero = e == 0
+    out = np.where(zero, F16_MAX, out)
+    out = np.where((e == 31) & (m == 0), 0, out)
+    out = np.where((sign != 0) & ~zero, F16_NAN, out)
+    out = np.where((e == 31) & (m != 0), F16_NAN, out)
+    return out.astype(np.uint16)
+
+
+ALL16 = np.arange(1 << 16, dtype=np.uint32).astype(np.uint16)
+
+
+@functools.lru_cache(maxsize=None)
+def lut(name: str) -> np.ndarray:
+    """A 65,536-entry FP16 -> FP16 table of one function, built from its algorithm above."""
+    return {"gelu": gelu_alg, "exp": exp_alg, "recip": recip_alg, "rsqrt": rsqrt_alg}[name](ALL16)
+
+
+def gelu16(bits) -> np.ndarray:
+    return lut("gelu")[as_u16(bits)]
+
+
+def exp16(bits) -> np.ndarray:
+    return lut("exp")[as_u16(bits)]
+
+
+def recip16(bits) -> np.ndarray:
+    return lut("recip")[as_u16(bits)]
+
+
+def rsqrt16(bits) -> np.ndarray:
+    return lut("rsqrt")[as_u16(bits)]
