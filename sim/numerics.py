@@ -163,11 +163,18 @@ def scale32(acc: np.ndarray, scale_bits: int) -> np.ndarray:
 def matmul_exact(x, w, width: int, bias=None, scale_bits: int = 0) -> np.ndarray:
     """The matrix unit: x (M, K) FP16 bits times w (K, N) FP16 bits -> FP32 sums.
 
-    For each k-tile t of `width` (x zero padded past K): exact FP32 products, a neighbour
+    For each k-tile t of `width` (products past K are +0): exact FP32 products, a neighbour
     tree, then acc = tile0; acc += tile_t in order. Bias and scale as in docs/numerics.md.
-    This is the readable reference; dfx.sim.kernels has a compiled equal.
+    This is the readable reference; sim/_exact.c is a compiled equal.
     """
-    xf, wf = f32(x), f32(w)
+    acc = matmul_exact_f32(f32(x), f32(w), width)
+    if bias is not None:
+        acc = acc + f32(bias)[None, :]
+    return scale32(acc, scale_bits)
+
+
+def matmul_exact_f32(xf: np.ndarray, wf: np.ndarray, width: int) -> np.ndarray:
+    """The tile-tree sums of FP32 operands that hold exact FP16 values."""
     M, K = xf.shape
     N = wf.shape[1]
     T = max(1, -(-K // width))
@@ -179,9 +186,7 @@ def matmul_exact(x, w, width: int, bias=None, scale_bits: int = 0) -> np.ndarray
         p = xf[:, t * width:(t + 1) * width, None] * wf[None, t * width:(t + 1) * width, :]
         s = tree_sum(p, axis=1)
         acc = s if acc is None else acc + s
-    if bias is not None:
-        acc = acc + f32(bias)[None, :]
-    return scale32(acc, scale_bits)
+    return acc
 
 
 # ----------------------------------------------------------------------- table functions

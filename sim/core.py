@@ -1,0 +1,432 @@
+"""One dfx core: its HBM and DDR, on-chip buffer, registers, and an interpreter of the ISA.
+
+Instructions execute one after another: the scoreboard rule of dfx.arch.isa makes the
+hardware's overlapped execution equal to this sequential order. Ring transfers go through
+dfx.sim.appliance.Ring; `Core.run` is a generator that yields whenever it waits on the ring,
+so the appliance can interleave cores and detect deadlock.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+
+import numpy as np
+
+from dfx.arch import isa
+from dfx.arch.encoding import decode, to_asm
+from dfx.arch.layout import ktiles, ntiles, tile_word_offsets, unpack_view
+from dfx.arch.target import Target
+from dfx.errors import AddressError, EncodingError, IllegalInstruction, MachineError, SyncMismatch
+from dfx.sim import numerics as nx
+from dfx.sim.kernels import KERNELS
+from dfx.sim.memory import Memory
+
+MAX_PROGRAM = 1 << 20
+BLOCKED = "blocked"
+UNARY_LUT = {"vexp": "exp", "vrecip": "recip", "vrsqrt": "rsqrt"}
+BINARY = {"vadd": np.add, "vsub": np.subtract, "vmul": np.multiply}
+
+
+def _wrap32(v: int) -> int:
+    v &= 0xFFFFFFFF
+    return v - (1 << 32) if v >> 31 else v
+
+
+class RangeCache:
+    """Data derived from memory ranges (FP32 weights, decoded programs), dropped when written."""
+
+    def __init__(self, limit_bytes: int):
+        self.limit = limit_bytes
+        self.entries: dict = {}  # key -> (lo, hi, value, nbytes); insertion order = age
+        self.size = 0
+
+    def get(self, key):
+        e = self.entries.get(key)
+        return None if e is None else e[2]
+
+    def put(self, key, lo, hi, value, nbytes):
+        if nbytes > self.limit:
+            return
+        while self.size + nbytes > self.limit and self.entries:
+            self._drop(next(iter(self.entries)))
+        self.entries[key] = (lo, hi, value, nbytes)
+        self.size += nbytes
+
+    def _drop(self, key):
+        self.size -= self.entries.pop(key)[3]
+
+    def invalidate(self, lo, hi):
+        dead = [k for k, e in self.entries.items() if e[0] < hi and lo < e[1]]
+        for k in dead:
+            self._drop(k)
+
+
+def fresh_counters(channels: int) -> dict:
+    return {
+        "instructions": Counter(),
+        "ops": Counter(),
+        "macs": 0,
+        "syncs": 0,
+        "ring_bytes_sent": 0,
+        "ring_bytes_received": 0,
+        "vector_elems": 0,
+    }
+
+
+class Core:
+    def __init__(self, target: Target, core_id: int = 0, ncores: int = 1, mode: str = "exact",
+                 cache_bytes: int | None = None):
+        if mode not in KERNELS:
+            raise ValueError(f"mode must be one of {', '.join(KERNELS)}")
+        self.t, self.id, self.ncores, self.mode = target, core_id, ncores, mode
+        self.kernel = KERNELS[mode]
+        t = target
+        self.hbm = Memory("HBM", t.hbm_bytes, t.port_bytes, t.hbm.channels)
+        self.ddr = Memory("DDR", t.ddr.bytes, t.ddr.port_bits // 8, 1) if t.ddr.present else None
+        self.vbuf = np.zeros(t.buffers.vbuf_words, np.uint16)
+        self.regs = [0] * isa.NUM_REGS
+        if cache_bytes is None:
+            cache_bytes = int(os.environ.get("DFX_SIM_CACHE_MB", "8192")) * (1 << 20) // max(1, ncores)
+        self.wcache = RangeCache(cache_bytes)
+        self.pcache = RangeCache(1 << 30)
+        self.hbm.watch(self.wcache)
+        self.hbm.watch(self.pcache)
+        if self.ddr is not None:
+            self.ddr_wcache = RangeCache(cache_bytes)
+            self.ddr.watch(self.ddr_wcache)
+        self.counters = fresh_counters(t.hbm.channels)
+        self.pc = 0
+        self.cur = None
+        self.done = False
+
+    # ------------------------------------------------------------------ program
+    def program(self, entry: int) -> list:
+        """Decode the instruction stream at HBM byte address `entry` up to its END."""
+        prog = self.pcache.get(entry)
+        if prog is not None:
+            return prog
+        if entry % isa.INSTR_BYTES:
+            raise IllegalInstruction(f"program entry 0x{entry:x} is not {isa.INSTR_BYTES}-byte aligned", self.id, 0)
+        prog = []
+        addr = entry
+        while True:
+            if len(prog) >= MAX_PROGRAM or addr + isa.INSTR_BYTES > self.hbm.capacity:
+                raise IllegalInstruction("program has no end instruction", self.id, len(prog))
+            raw = self.hbm.read(addr, isa.INSTR_BYTES, count=False).tobytes()
+            try:
+                ins = decode(raw)
+            except EncodingError as e:
+                raise IllegalInstruction(str(e), self.id, len(prog), f"raw 0x{int.from_bytes(raw, 'little'):x}") from None
+            prog.append(ins)
+            addr += isa.INSTR_BYTES
+            if ins.op.name == "end":
+                break
+        self.pcache.put(entry, entry, addr, prog, len(prog) * 64)
+        return prog
+
+    # ------------------------------------------------------------------ run
+    def reset_counters(self):
+        self.counters = fresh_counters(self.t.hbm.channels)
+        for m in (self.hbm, self.ddr):
+            if m is not None:
+                m.read_bytes[:] = 0
+                m.write_bytes[:] = 0
+
+    def snapshot(self) -> dict:
+        c = self.counters
+        out = {
+            "instructions": dict(c["instructions"]),
+            "ops": dict(c["ops"]),
+            "macs": c["macs"],
+            "syncs": c["syncs"],
+            "ring_bytes_sent": c["ring_bytes_sent"],
+            "ring_bytes_received": c["ring_bytes_received"],
+            "vector_elems": c["vector_elems"],
+            "hbm_read_bytes": self.hbm.read_bytes.tolist(),
+            "hbm_write_bytes": self.hbm.write_bytes.tolist(),
+        }
+        if self.ddr is not None:
+            out["ddr_read_bytes"] = int(self.ddr.read_bytes.sum())
+            out["ddr_write_bytes"] = int(self.ddr.write_bytes.sum())
+        return out
+
+    def run(self, entry: int, args: dict, ring):
+        """Generator: execute the program at `entry`; yields BLOCKED while waiting on the ring."""
+        self.reset_counters()
+        self.regs = [0] * isa.NUM_REGS
+        self.regs[1] = int(args.get("ntok", 0))
+        self.regs[2] = int(args.get("pos", 0))
+        self.regs[3] = self.id
+        self.regs[4] = self.ncores
+        for i, v in enumerate(args.get("extra", ()), start=5):
+            self.regs[i] = int(v)
+        self.done = False
+        self.pc = 0
+        prog = self.program(entry)
+        self._ring = ring
+        for pc, ins in enumerate(prog):
+            self.pc, self.cur = pc, ins
+            name = ins.op.name
+            self.counters["instructions"][ins.op.unit] += 1
+            self.counters["ops"][name] += 1
+            try:
+                if ins.op.unit == "net":
+                    yield from getattr(self, "_x_" + name)(ins)
+                else:
+                    getattr(self, "_x_" + name)(ins)
+            except MachineError as e:
+                if e.pc is None:
+                    raise type(e)(e.msg, self.id, pc, to_asm(ins)) from None
+                raise
+            if name == "end":
+                break
+        self.done = True
+
+    def _err(self, cls, msg):
+        return cls(msg, self.id, self.pc, None)
+
+    # ------------------------------------------------------------------ operands
+    def cnt(self, v: int) -> int:
+        if v & isa.CNT_REG_FLAG:
+            r = v & 0xF
+            val = self.regs[r]
+            if val < 0:
+                raise IllegalInstruction(f"count register r{r} holds {val}")
+            return val
+        return v
+
+    def mem(self, space: int) -> Memory:
+        if isa.SPACES[space] == "ddr":
+            if self.ddr is None:
+                raise IllegalInstruction(f"target {self.t.name} has no DDR")
+            return self.ddr
+        return self.hbm
+
+    def _vcheck(self, addr, rows, cols, stride):
+        if rows == 0 or cols == 0:
+            return False
+        if rows > 1 and stride < cols:
+            raise IllegalInstruction(f"buffer row stride {stride} is less than the {cols} columns")
+        last = addr + (rows - 1) * stride + cols
+        if addr < 0 or last > self.vbuf.size:
+            raise AddressError(f"buffer access [{addr}, {last}) is outside the {self.vbuf.size}-word buffer")
+        return True
+
+    def vread(self, addr, rows, cols, stride) -> np.ndarray:
+        if not self._vcheck(addr, rows, cols, stride):
+            return np.zeros((rows, cols), np.uint16)
+        v = np.lib.stride_tricks.as_strided(self.vbuf[addr:], (rows, cols), (stride * 2, 2))
+        return v.copy()
+
+    def vwrite(self, addr, data, stride):
+        rows, cols = data.shape
+        if not self._vcheck(addr, rows, cols, stride):
+            return
+        v = np.lib.stride_tricks.as_strided(self.vbuf[addr:], (rows, cols), (stride * 2, 2), writeable=True)
+        v[...] = data
+
+    def weights(self, mem: Memory, cache: RangeCache, addr, K, N, wn) -> np.ndarray:
+        """The K x N FP32 matrix of the tiles at `addr` (cached until the range is written)."""
+        t = self.t
+        L, W = t.matrix.lanes, t.matrix.width
+        KT, NT = ktiles(K, W), ntiles(N, L)
+        if addr % t.tile_bytes:
+            raise IllegalInstruction(f"weight address 0x{addr:x} is not aligned to the {t.tile_bytes}-byte tile")
+        if NT > 1 and wn < KT:
+            raise IllegalInstruction(f"n-tile stride wn={wn} is less than the {KT} k-tiles of k={K}")
+        span = ((NT - 1) * wn + KT) * t.tile_bytes
+        # every tile is one beat on every channel
+        mem.read_bytes += KT * NT * t.tile_bytes // mem.channels
+        key = (addr, K, N, wn)
+        wf = cache.get(key)
+        if wf is None:
+            words = mem.read(addr, span, count=False).view(np.uint16)
+            wf = nx.f32(unpack_view(words, K, N, L, W, wn))
+            cache.put(key, addr, addr + span, wf, wf.nbytes)
+        return wf
+
+    def reg(self, r: int) -> int:
+        return self.regs[r]
+
+    # ------------------------------------------------------------------ control
+    def _x_nop(self, ins):
+        pass
+
+    def _x_end(self, ins):
+        pass
+
+    def _x_barrier(self, ins):
+        pass  # sequential execution: every unit is always drained
+
+    def _x_seti(self, ins):
+        self.regs[ins.rd] = _wrap32(ins.imm)
+
+    def _x_addi(self, ins):
+        self.regs[ins.rd] = _wrap32(self.regs[ins.rs] + ins.imm)
+
+    def _x_muli(self, ins):
+        self.regs[ins.rd] = _wrap32(self.regs[ins.rs] * ins.imm)
+
+    def _x_add(self, ins):
+        self.regs[ins.rd] = _wrap32(self.regs[ins.rs] + self.regs[ins.rt])
+
+    # ------------------------------------------------------------------ DMA
+    def _x_load(self, ins):
+        rows, cols = self.cnt(ins.rows), self.cnt(ins.cols)
+        base = ins.m + self.regs[ins.mreg] * ins.mregs
+        data = self.mem(ins.space).rows16(base, rows, cols, ins.ms)
+        self.vwrite(ins.v, data, ins.vs)
+
+    def _x_store(self, ins):
+        rows, cols = self.cnt(ins.rows), self.cnt(ins.cols)
+        base = ins.m + self.regs[ins.mreg] * ins.mregs
+        self.mem(ins.space).write_rows16(base, self.vread(ins.v, rows, cols, ins.vs), ins.ms)
+
+    def _x_embed(self, ins):
+        rows, cols = self.cnt(ins.rows), self.cnt(ins.cols)
+        if ins.ids % 4:
+            raise IllegalInstruction(f"token id address 0x{ins.ids:x} is not 4-byte aligned")
+        ids = self.hbm.read(ins.ids, 4 * rows).view("<i4")
+        mem = self.mem(ins.space)
+        out = np.empty((rows, cols), np.uint16)
+        for i, tok in enumerate(ids.tolist()):
+            if not 0 <= tok < ins.limit:
+                raise AddressError(f"token id {tok} in row {i} is outside the {ins.limit}-row table")
+            out[i] = mem.rows16(ins.m + tok * ins.ms, 1, cols, cols * 2)[0]
+        self.vwrite(ins.v, out, ins.vs)
+
+    def _x_kvstore(self, ins):
+        t = self.t
+        L, W = t.matrix.lanes, t.matrix.width
+        rows, cols = self.cnt(ins.rows), self.cnt(ins.cols)
+        if rows == 0 or cols == 0:
+            return
+        if ins.m % t.tile_bytes:
+            raise IllegalInstruction(f"cache address 0x{ins.m:x} is not aligned to the {t.tile_bytes}-byte tile")
+        p = self.regs[ins.preg] + np.arange(rows)[:, None]
+        c = np.arange(cols)[None, :]
+        k, n = (p, c) if ins.tr else (c, p)
+        k, n = np.broadcast_to(k, (rows, cols)), np.broadcast_to(n, (rows, cols))
+        if int(k.max()) >= ins.wn * W:
+            what = "token position" if ins.tr else "head dim"
+            raise AddressError(f"{what} {int(k.max())} is past the cache's {ins.wn} k-tiles of {W}")
+        off = tile_word_offsets(k, n, ins.wn, L, W) * 2
+        addrs, vals = [], []
+        for b in range(max(1, ins.batch)):
+            addrs.append(ins.m + b * ins.mbs * t.tile_bytes + off)
+            vals.append(self.vread(ins.v + b * ins.vbs, rows, cols, ins.vs))
+        self.hbm.scatter16(np.concatenate([a.ravel() for a in addrs]), np.concatenate([v.ravel() for v in vals]))
+
+    # ------------------------------------------------------------------ matrix unit
+    def _mm(self, ins):
+        t = self.t
+        W = t.matrix.width
+        B = max(1, ins.batch)
+        M, K, N = self.cnt(ins.m), self.cnt(ins.k), self.cnt(ins.n)
+        name = ins.op.name
+        x0 = ins.x + self.regs[ins.xreg] * ins.xs
+        for b in range(B):
+            x = self.vread(x0 + b * ins.xbs, M, K, ins.xs)
+            wf = self.weights(self.hbm, self.wcache, ins.w + b * ins.wbs * t.tile_bytes, K, N, ins.wn)
+            acc = self.kernel(nx.f32(x), wf, W)
+            if ins.bias:
+                acc = acc + nx.f32(self.vread(ins.aux, 1, N, N))
+            acc = nx.scale32(acc, ins.scale)
+            y = nx.rne16(acc)
+            if name == "maskedmm":
+                limit = self.regs[ins.mreg] + np.arange(M)[:, None]
+                y = np.where(np.arange(N)[None, :] > limit, np.uint16(nx.F16_NINF), y)
+            if ins.gelu:
+                y = nx.gelu16(y)
+            out_addr = ins.out + b * ins.obs
+            if name == "maskedmm":
+                npad = -(-N // W) * W
+                full = np.full((M, npad), nx.F16_NINF, np.uint16)
+                full[:, :N] = y
+                self.vwrite(out_addr, full, ins.os)
+                self.vwrite(ins.aux + b * ins.abs, nx.chunked_max(y, t.matrix.lanes)[:, None], ins.f["as"])
+            else:
+                self.vwrite(out_addr, y, ins.os)
+            if name == "lmhead":
+                res = np.zeros((M, 3), np.uint16)
+                for i in range(M):
+                    idx, val = nx.argmax16(y[i])
+                    res[i] = (idx & 0xFFFF, idx >> 16, val)
+                self.vwrite(ins.aux + b * ins.abs, res, max(3, ins.f["as"]))
+            self.counters["macs"] += M * K * N
+
+    _x_conv1d = _x_maskedmm = _x_mm = _x_lmhead = _mm
+
+    # ------------------------------------------------------------------ vector unit
+    def _operand_b(self, ins, rows, cols):
+        mode = isa.BCAST[ins.bcast]
+        if mode == "none":
+            return self.vread(ins.b, rows, cols, ins.bs)
+        if mode == "row":
+            return self.vread(ins.b, 1, cols, cols)
+        if mode == "col":
+            return self.vread(ins.b, rows, 1, max(1, ins.bs))
+        return None  # imm
+
+    def _vec(self, ins):
+        name = ins.op.name
+        rows, cols = self.cnt(ins.rows), self.cnt(ins.cols)
+        a = self.vread(ins.a, rows, cols, ins.f["as"])
+        VW = self.t.vector.width
+        self.counters["vector_elems"] += rows * cols
+        imm = np.array(ins.imm, np.uint32).view(np.float32)
+        if name in BINARY:
+            b = self._operand_b(ins, rows, cols)
+            bf = imm if b is None else nx.f32(b)
+            d = nx.rne16(BINARY[name](nx.f32(a), bf).astype(np.float32))
+        elif name == "vmax":
+            b = self._operand_b(ins, rows, cols)
+            bb = nx.rne16(imm) if b is None else b
+            d = nx.max16(a, np.broadcast_to(bb, a.shape))
+        elif name == "vcopy":
+            d = a
+        elif name in UNARY_LUT:
+            d = nx.lut(UNARY_LUT[name])[a]
+        elif name in ("vsum", "vsumsq"):
+            fa = nx.f32(a)
+            s = nx.chunked_sum(fa * fa if name == "vsumsq" else fa, VW)
+            s = s * imm if ins.imm else s
+            self.vwrite(ins.d, nx.rne16(s.astype(np.float32))[:, None], max(1, ins.ds))
+            return
+        elif name == "vrmax":
+            self.vwrite(ins.d, nx.chunked_max(a, VW)[:, None], max(1, ins.ds))
+            return
+        else:  # pragma: no cover - the tables and this dispatch are tested together
+            raise IllegalInstruction(f"no vector semantics for {name}")
+        self.vwrite(ins.d, np.broadcast_to(d, (rows, cols)), ins.ds)
+
+    _x_vadd = _x_vsub = _x_vmul = _x_vmax = _x_vcopy = _x_vexp = _x_vrecip = _x_vrsqrt = _vec
+    _x_vsum = _x_vsumsq = _x_vrmax = _vec
+
+    # ------------------------------------------------------------------ router
+    def _x_send(self, ins):
+        rows, cols = self.cnt(ins.rows), self.cnt(ins.cols)
+        data = self.vread(ins.v, rows, cols, ins.vs)
+        self._ring.push(self, ("send", rows, cols), data)
+        return
+        yield  # a generator, like every router instruction
+
+    def _x_recv(self, ins):
+        rows, cols = self.cnt(ins.rows), self.cnt(ins.cols)
+        data = yield from self._ring.pop(self, ("send", rows, cols))
+        self.vwrite(ins.v, data, ins.vs)
+
+    def _x_allgather(self, ins):
+        rows, cols = self.cnt(ins.rows), self.cnt(ins.cols)
+        n, me = self.ncores, self.id
+        mine = self.vread(ins.src, rows, cols, ins.ss)
+        self._vcheck(ins.dst, rows, cols * n, ins.ds)
+        self.vwrite(ins.dst + me * cols, mine, ins.ds)
+        kind = ("allgather", rows, cols)
+        cur = mine
+        for step in range(1, n):
+            self._ring.push(self, kind, cur)
+            cur = yield from self._ring.pop(self, kind)
+            src = (me - step) % n
+            self.vwrite(ins.dst + src * cols, cur, ins.ds)
