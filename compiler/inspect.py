@@ -1,0 +1,122 @@
+"""`dfx inspect`: what a bundle holds and what it costs, read statically from its programs.
+
+`walk(program, ntok, pos, core, ncores)` follows the register writes of a straight-line
+program and yields each instruction with its counts resolved (counts may name registers);
+`traffic(...)` gives the external-memory bytes one instruction moves. Both are plain
+functions of the ISA, usable by any tool that reads programs.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from dfx.arch import isa
+from dfx.arch.encoding import to_asm
+from dfx.arch.layout import ktiles, ntiles
+
+
+def walk(prog, ntok: int, pos: int, core: int = 0, ncores: int = 1):
+    """Yield (instr, counts) with every count field resolved against the registers."""
+    regs = [0] * isa.NUM_REGS
+    regs[1], regs[2], regs[3], regs[4] = ntok, pos, core, ncores
+    for ins in prog:
+        name = ins.op.name
+        if name == "seti":
+            regs[ins.rd] = ins.imm
+        elif name == "addi":
+            regs[ins.rd] = regs[ins.rs] + ins.imm
+        elif name == "muli":
+            regs[ins.rd] = regs[ins.rs] * ins.imm
+        elif name == "add":
+            regs[ins.rd] = regs[ins.rs] + regs[ins.rt]
+        counts = {f.name: (regs[ins.f[f.name] & 0xF] if ins.f[f.name] & isa.CNT_REG_FLAG else ins.f[f.name])
+                  for f in ins.op.fields if f.kind == "cnt"}
+        counts["_regs"] = regs
+        yield ins, counts
+
+
+def traffic(ins, c: dict, target) -> dict:
+    """External-memory bytes of one instruction: {"hbm_read", "hbm_write", "ddr_read", "ddr_write"}."""
+    name = ins.op.name
+    out = {"hbm_read": 0, "hbm_write": 0, "ddr_read": 0, "ddr_write": 0}
+    if ins.op.unit == "dma":
+        space = "ddr" if "space" in ins.f and isa.SPACES[ins.space] == "ddr" else "hbm"
+        nbytes = c["rows"] * c["cols"] * 2
+        if name in ("load", "embed"):
+            out[space + "_read"] += nbytes
+            if name == "embed":
+                out["hbm_read"] += 4 * c["rows"]
+        elif name == "store":
+            out[space + "_write"] += nbytes
+        elif name == "kvstore":
+            out["hbm_write"] += nbytes * max(1, ins.batch)
+    elif ins.op.unit == "mpu":
+        L, W = target.matrix.lanes, target.matrix.width
+        tiles = ktiles(c["k"], W) * ntiles(c["n"], L) * max(1, ins.batch)
+        out["hbm_read"] += tiles * target.tile_bytes
+    return out
+
+
+def summarize_program(prog, target, ntok: int, pos: int, core: int, ncores: int) -> dict:
+    units, ops = Counter(), Counter()
+    t = Counter()
+    for ins, c in walk(prog, ntok, pos, core, ncores):
+        units[ins.op.unit] += 1
+        ops[ins.op.name] += 1
+        t.update(traffic(ins, c, target))
+    return {"instructions": sum(units.values()), "by_unit": dict(units), "by_op": dict(ops), "bytes": dict(t)}
+
+
+def inspect_bundle(bundle, context: int | None = None) -> dict:
+    m = bundle.manifest
+    from dfx.arch.target import load_target
+
+    target = load_target(m["target"]["name"])
+    ctx = m["max_seq"] - 1 if context is None else context
+    cards = []
+    for j, card in enumerate(bundle.cards):
+        progs = {}
+        for ph in card["programs"]:
+            prog = bundle.program(j, ph)
+            ntok = card["programs"][ph]["rows"] if ph == "summarize" else 1
+            pos = 0 if ph == "summarize" else ctx
+            progs[ph] = summarize_program(prog, target, ntok, pos, j, m["fpgas"])
+            progs[ph]["ntok"], progs[ph]["pos"] = ntok, pos
+        cards.append({
+            "id": j,
+            "hbm_bytes": card["hbm_bytes"],
+            "ddr_bytes": card["ddr_bytes"],
+            "regions": card["regions"],
+            "programs": progs,
+            "bytes_per_token": sum(progs["generate"]["bytes"].get(k, 0) for k in ("hbm_read", "ddr_read")),
+        })
+    return {"model": m["model"], "target": target.name, "fpgas": m["fpgas"], "max_seq": m["max_seq"],
+            "weights": m["weights"], "context_for_generate": ctx, "cards": cards}
+
+
+def format_inspect(info: dict) -> str:
+    lines = []
+    mdl = info["model"]
+    lines.append(f"model {mdl['name']}: {mdl['n_layer']} layers, d {mdl['n_embd']}, {mdl['n_head']} heads; "
+                 f"target {info['target']}; {info['fpgas']} FPGA(s); max-seq {info['max_seq']}; "
+                 f"weights: {info['weights'].get('kind')}")
+    for card in info["cards"]:
+        lines.append("")
+        lines.append(f"FPGA {card['id']}: HBM {card['hbm_bytes'] / 2**20:.1f} MiB, DDR {card['ddr_bytes'] / 2**20:.1f} MiB")
+        lines.append(f"  {'region':<14} {'space':<5} {'kind':<8} {'flat addr':>14} {'bytes':>12}  "
+                     f"{'channels':<8} {'ch offset':>12} {'per ch':>10}")
+        for r in card["regions"]:
+            ch = "all" if r["channels"] == "all" else ",".join(map(str, r["channels"]))
+            lines.append(f"  {r['name']:<14} {r['space']:<5} {r['kind']:<8} 0x{r['addr']:012x} {r['bytes']:>12}  "
+                         f"{ch:<8} 0x{r['channel_offset']:010x} {r['channel_bytes']:>10}")
+        for ph, p in card["programs"].items():
+            units = ", ".join(f"{u} {n}" for u, n in sorted(p["by_unit"].items()))
+            lines.append(f"  {ph}: {p['instructions']} instructions ({units}); "
+                         f"at ntok {p['ntok']}, pos {p['pos']}: reads {sum(v for k, v in p['bytes'].items() if 'read' in k) / 2**20:.2f} MiB")
+        lines.append(f"  streams per generated token (context {info['context_for_generate']}): "
+                     f"{card['bytes_per_token'] / 2**20:.2f} MiB")
+    return "\n".join(lines)
+
+
+def disasm_lines(prog) -> list[str]:
+    return [f"{pc:6d}  {to_asm(ins)}" for pc, ins in enumerate(prog)]

@@ -1,0 +1,274 @@
+"""The `dfx` command line: compile, generate, inspect, asm, disasm, perf, targets.
+
+Every user error (a DfxError) prints as one line, `dfx: error: ...`, with exit status 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+from dfx.errors import DfxError
+
+DEMO_MODEL = Path(__file__).resolve().parent.parent / "models" / "demo-gpt2"
+
+
+def _positive(v):
+    try:
+        n = int(v)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {v!r}") from None
+    return n
+
+
+# ------------------------------------------------------------------------- compile
+def cmd_compile(a) -> int:
+    from dfx.compiler.driver import compile_model
+
+    if a.fpgas < 1:
+        raise DfxError(f"--fpgas must be at least 1, got {a.fpgas}")
+    out = Path(a.output) if a.output else Path(f"{Path(a.model).name.removesuffix('.onnx')}-{a.fpgas}fpga.dfx")
+    t0 = time.perf_counter()
+    s = compile_model(a.model, a.fpgas, out, target=a.target, max_seq=a.max_seq,
+                      random_weights=a.random_weights, seed=a.seed, init_std=a.init_std,
+                      progress=not a.quiet and sys.stderr.isatty())
+    cfg = s.model.config
+    counts = ", ".join(f"{ph} {len(s.programs[ph][0])}" for ph in s.programs)
+    print(f"compiled {cfg.name} ({cfg.n_layer} layers, d {cfg.n_embd}, {cfg.n_head} heads) for "
+          f"{a.fpgas} x {s.target.name} in {time.perf_counter() - t0:.1f} s -> {out}")
+    print(f"  weights: {s.model.weights.source.get('kind')}; instructions per card: {counts}; "
+          f"HBM per card: {max(p.hbm_end for p in s.plans) / 2**20:.1f} MiB; "
+          f"prompt rows per call: {s.buffers['summarize'][0].rows}")
+    return 0
+
+
+# ------------------------------------------------------------------------- generate
+def cmd_generate(a) -> int:
+    from dfx.host.runtime import Session
+    from dfx.host.tokenizer import load_tokenizer
+    from dfx.compiler.bundle import Bundle
+
+    bundle = Bundle(a.bundle)
+    src = bundle.manifest["weights"]
+    folder = src.get("path") if src.get("kind") == "hf" else None
+    tok = load_tokenizer(folder if folder and Path(folder).is_dir() else None)
+    if a.prompt_ids:
+        try:
+            ids = [int(x) for x in a.prompt_ids.split(",") if x.strip()]
+        except ValueError:
+            raise DfxError(f"--prompt-ids must be comma-separated integers, got {a.prompt_ids!r}") from None
+    elif a.prompt is not None:
+        ids = tok.encode(a.prompt)
+    else:
+        raise DfxError("give a prompt or --prompt-ids")
+    opts = {"xclbin": a.xclbin} if a.xclbin else {}
+    sess = Session(bundle, backend=a.backend, mode=a.mode, timeout_s=a.timeout, **opts)
+    stats: dict = {}
+    new = []
+    stream = tok.stream()
+    t0 = time.perf_counter()
+    first = None
+    if not a.json:
+        sys.stdout.write(a.prompt if a.prompt is not None and not a.prompt_ids else tok.decode(ids))
+        sys.stdout.flush()
+    for step in sess.generate(ids, max_new_tokens=a.max_new_tokens, temperature=a.temperature,
+                              top_k=a.top_k, top_p=a.top_p, seed=a.seed, stats=stats,
+                              eos_id=None if a.ignore_eos else tok.eos_id):
+        if first is None:
+            first = time.perf_counter() - t0
+        new.append(step.token)
+        if not a.json:
+            sys.stdout.write(stream.push(step.token))
+            sys.stdout.flush()
+    total = time.perf_counter() - t0
+    phases = {k: v.as_dict() for k, v in stats.items()}
+    cycles = _modelled_cycles(bundle, len(ids), len(new))
+    if cycles:
+        for k in phases:
+            phases[k]["modelled_cycles"] = cycles.get(k)
+    if a.json:
+        print(json.dumps({"prompt_ids": ids, "new_ids": new, "text": tok.decode(new), "phases": phases}))
+        return 0
+    sys.stdout.write(stream.flush() + "\n")
+    gen = stats["generation"]
+    tps = gen.tokens / gen.wall_s if gen.wall_s else float("nan")
+    cyc = f"; modelled cycles: {cycles['total']:,}" if cycles else ""
+    print(f"[{a.backend}/{a.mode}, {sess.n} FPGA(s)] {len(ids)} prompt + {len(new)} new tokens; "
+          f"time to first token {first if first is not None else 0:.2f} s; "
+          f"{tps:.1f} tokens/s generating; total {total:.2f} s{cyc}", file=sys.stderr)
+    return 0
+
+
+def _modelled_cycles(bundle, n_in, n_out):
+    """Cycles of this run from the performance model, when it is available."""
+    try:
+        from dfx.perf.model import bundle_cycles
+    except ImportError:
+        return None
+    try:
+        return bundle_cycles(bundle, n_in, n_out)
+    except DfxError:
+        return None
+
+
+# ------------------------------------------------------------------------- inspect
+def cmd_inspect(a) -> int:
+    from dfx.compiler.bundle import Bundle
+    from dfx.compiler.inspect import format_inspect, inspect_bundle
+
+    b = Bundle(a.bundle)
+    info = inspect_bundle(b, a.context)
+    if a.json:
+        print(json.dumps(info, indent=1))
+    else:
+        print(format_inspect(info))
+    return 0
+
+
+# ------------------------------------------------------------------------- asm / disasm
+def cmd_asm(a) -> int:
+    from dfx.arch.encoding import assemble, pack_program
+
+    path = Path(a.file)
+    try:
+        text = sys.stdin.read() if a.file == "-" else path.read_text()
+    except FileNotFoundError:
+        raise DfxError(f"no such file: {a.file}") from None
+    prog = assemble(text)
+    out = Path(a.output) if a.output else path.with_suffix(".bin")
+    out.write_bytes(pack_program(prog))
+    print(f"assembled {len(prog)} instructions -> {out}")
+    return 0
+
+
+def cmd_disasm(a) -> int:
+    from dfx.arch.encoding import decode_stream, unpack_program, PROG_MAGIC
+    from dfx.compiler.bundle import Bundle
+    from dfx.compiler.inspect import disasm_lines
+    from dfx.errors import EncodingError
+
+    path = Path(a.file)
+    if not path.exists():
+        raise DfxError(f"no such file or bundle: {a.file}")
+    if path.is_dir():
+        b = Bundle(path)
+        cards = range(b.n) if a.fpga is None else [a.fpga]
+        for j in cards:
+            if not 0 <= j < b.n:
+                raise DfxError(f"--fpga {j}: the bundle has FPGAs 0 .. {b.n - 1}")
+            for ph in (b.cards[j]["programs"] if a.phase == "all" else [a.phase]):
+                print(f"; fpga {j} {ph} (entry 0x{b.cards[j]['programs'][ph]['entry']:x})")
+                print("\n".join(disasm_lines(b.program(j, ph))))
+        return 0
+    data = path.read_bytes()
+    try:
+        prog = unpack_program(data, str(path)) if data[:8] == PROG_MAGIC else decode_stream(data)
+    except EncodingError as e:
+        raise DfxError(f"{path}: {e}" if str(path) not in str(e) else str(e)) from None
+    print("\n".join(disasm_lines(prog)))
+    return 0
+
+
+# ------------------------------------------------------------------------- targets
+def cmd_targets(a) -> int:
+    from dfx.arch.target import load_target, target_names
+
+    for name in target_names():
+        t = load_target(name)
+        print(f"{name:<10} {t.matrix.lanes}x{t.matrix.width} MPU, {t.vector.width}-wide VPU, "
+              f"{t.hbm.channels} HBM channels x {t.hbm.port_bits} bit, {t.clock.kernel_mhz:g} MHz: {t.description}")
+    return 0
+
+
+# ------------------------------------------------------------------------- parser
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="dfx", description="An open DFX-style multi-FPGA appliance for GPT-2: "
+                                "compile models to per-FPGA programs, run them, model their speed.")
+    from dfx import __version__
+    p.add_argument("--version", action="version", version=f"dfx {__version__}")
+    sub = p.add_subparsers(dest="cmd", metavar="COMMAND")
+
+    c = sub.add_parser("compile", help="lower a GPT-2 model to a bundle of per-FPGA programs and HBM images",
+                       description="MODEL: a preset (gpt2, gpt2-medium, gpt2-large, gpt2-xl, dfx-1.5b), a Hugging "
+                       "Face checkpoint folder, or an .onnx file.")
+    c.add_argument("model")
+    c.add_argument("--fpgas", type=_positive, default=1, help="number of FPGAs (default 1)")
+    c.add_argument("-o", "--output", help="bundle folder (default MODEL-NFPGA.dfx)")
+    c.add_argument("--target", default="u280", help="hardware target (default u280; see `dfx targets`)")
+    c.add_argument("--max-seq", type=int, default=1024, help="context length the KV cache is sized for (default 1024)")
+    c.add_argument("--random-weights", action="store_true", help="seeded random weights (sizing, performance work)")
+    c.add_argument("--seed", type=int, default=0, help="seed of --random-weights (default 0)")
+    c.add_argument("--init-std", type=float, default=0.02, help="std of --random-weights (default 0.02)")
+    c.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    c.set_defaults(fn=cmd_compile)
+
+    g = sub.add_parser("generate", help="generate text from a bundle on the simulated (or real) appliance")
+    g.add_argument("bundle")
+    g.add_argument("prompt", nargs="?")
+    g.add_argument("--max-new-tokens", type=int, default=32)
+    g.add_argument("--temperature", type=float, default=0.0, help="0 = greedy (default)")
+    g.add_argument("--top-k", type=int, default=0)
+    g.add_argument("--top-p", type=float, default=1.0)
+    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--backend", default="sim", help="sim (default), xrt or pynq")
+    g.add_argument("--mode", default="exact", choices=["exact", "fast"], help="simulator mode (default exact)")
+    g.add_argument("--prompt-ids", help="comma-separated token ids instead of a text prompt")
+    g.add_argument("--json", action="store_true", help="print one JSON object instead of streaming text")
+    g.add_argument("--ignore-eos", action="store_true", help="do not stop at the end-of-text token")
+    g.add_argument("--timeout", type=float, default=600.0, help="seconds to wait for a device (default 600)")
+    g.add_argument("--xclbin", help="the linked dfx_core binary (xrt and pynq backends)")
+    g.set_defaults(fn=cmd_generate)
+
+    i = sub.add_parser("inspect", help="memory map, instruction counts and bytes per token of a bundle")
+    i.add_argument("bundle")
+    i.add_argument("--json", action="store_true")
+    i.add_argument("--context", type=int, help="KV length for the per-token figures (default max-seq - 1)")
+    i.set_defaults(fn=cmd_inspect)
+
+    s = sub.add_parser("asm", help="assemble a text program into a program file")
+    s.add_argument("file", help="assembly source ('-' for stdin)")
+    s.add_argument("-o", "--output")
+    s.set_defaults(fn=cmd_asm)
+
+    d = sub.add_parser("disasm", help="print a bundle's or a program file's instructions as assembly")
+    d.add_argument("file", help="a bundle folder or a program file")
+    d.add_argument("--fpga", type=int, help="only this FPGA of a bundle")
+    d.add_argument("--phase", default="all", choices=["all", "summarize", "generate"])
+    d.set_defaults(fn=cmd_disasm)
+
+    t = sub.add_parser("targets", help="list the hardware targets")
+    t.set_defaults(fn=cmd_targets)
+
+    try:
+        from dfx.perf import cli as perf_cli
+        perf_cli.add_parser(sub)
+    except ImportError:
+        pass
+    return p
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    a = parser.parse_args(argv)
+    if not getattr(a, "fn", None):
+        parser.print_help()
+        return 2
+    try:
+        return a.fn(a) or 0
+    except DfxError as e:
+        print(f"dfx: error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("dfx: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

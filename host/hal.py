@@ -1,0 +1,349 @@
+"""The device interface (host HAL): one interface, one implementation per place dfx runs.
+
+    sim    the functional simulator (dfx.sim), exact or fast mode     -- works everywhere
+    xrt    Alveo U280 cards through XRT's Python binding `pyxrt`       -- needs XRT + cards
+    pynq   Alveo U280 cards through PYNQ 3.0.1 (optional extra)        -- needs XRT + cards
+
+Every device exposes the same operations: load a bundle's HBM images per channel (and DDR),
+write and read the ap_ctrl_hs control registers and arguments, start, wait with a timeout,
+read and write memory for host I/O, and read per-run counters. `open_devices(name, n, ...)`
+picks the backend by name.
+
+Register map (ap_ctrl_hs, as Vitis RTL kernels use it):
+    0x00 control: bit 0 ap_start, bit 1 ap_done, bit 2 ap_idle
+    0x04 GIE, 0x08 IER, 0x0C ISR
+    0x10 entry (64-bit program address, low word first), 0x18 ntok, 0x1C pos,
+    0x20 core id, 0x24 ncores; then one 64-bit pointer per HBM port and the DDR port.
+"""
+
+from __future__ import annotations
+
+import abc
+import time
+
+import numpy as np
+
+from dfx.arch.target import Target
+from dfx.errors import DeviceTimeout, DfxError
+
+REG_CTRL, REG_GIE, REG_IER, REG_ISR = 0x00, 0x04, 0x08, 0x0C
+REG_ENTRY, REG_NTOK, REG_POS, REG_CORE, REG_NCORES = 0x10, 0x18, 0x1C, 0x20, 0x24
+AP_START, AP_DONE, AP_IDLE = 1, 2, 4
+ARG_REGS = {"entry": REG_ENTRY, "ntok": REG_NTOK, "pos": REG_POS, "core": REG_CORE, "ncores": REG_NCORES}
+
+
+class Device(abc.ABC):
+    """One card (one dfx core)."""
+
+    index: int
+
+    @abc.abstractmethod
+    def load_hbm_channel(self, channel: int, data: np.ndarray) -> None: ...
+
+    @abc.abstractmethod
+    def load_ddr(self, data: np.ndarray) -> None: ...
+
+    @abc.abstractmethod
+    def write_mem(self, space: str, addr: int, data: bytes) -> None: ...
+
+    @abc.abstractmethod
+    def read_mem(self, space: str, addr: int, nbytes: int) -> bytes: ...
+
+    @abc.abstractmethod
+    def write_reg(self, offset: int, value: int) -> None: ...
+
+    @abc.abstractmethod
+    def read_reg(self, offset: int) -> int: ...
+
+    @abc.abstractmethod
+    def wait(self, timeout_s: float) -> None:
+        """Block until ap_done; raise DeviceTimeout past timeout_s."""
+
+    @abc.abstractmethod
+    def counters(self) -> dict:
+        """Counters of the last run (the simulator's profile; on cards, what XRT reports)."""
+
+    def set_args(self, **args) -> None:
+        for k, v in args.items():
+            off = ARG_REGS[k]
+            self.write_reg(off, v & 0xFFFFFFFF)
+            if k == "entry":
+                self.write_reg(off + 4, v >> 32)
+
+    def start(self) -> None:
+        self.write_reg(REG_CTRL, AP_START)
+
+    def close(self) -> None:
+        pass
+
+
+class Backend(abc.ABC):
+    name: str
+
+    @abc.abstractmethod
+    def open(self, n: int, target: Target, **opts) -> list[Device]: ...
+
+
+# --------------------------------------------------------------------------- simulator
+class SimDevice(Device):
+    def __init__(self, group: "SimGroup", index: int):
+        self.group, self.index = group, index
+        self.core = group.appliance.cores[index]
+        self.regs = {REG_CTRL: AP_IDLE}
+        self._counters: dict = {}
+
+    def _mem(self, space):
+        m = self.core.ddr if space == "ddr" else self.core.hbm
+        if m is None:
+            raise DfxError(f"device {self.index} has no {space.upper()}")
+        return m
+
+    def load_hbm_channel(self, channel, data):
+        self.core.hbm.load_channel_image(channel, np.asarray(data, np.uint8))
+
+    def load_ddr(self, data):
+        self._mem("ddr").write(0, np.asarray(data, np.uint8), count=False)
+
+    def write_mem(self, space, addr, data):
+        self._mem(space).write(addr, data, count=False)
+
+    def read_mem(self, space, addr, nbytes):
+        return self._mem(space).read(addr, nbytes, count=False).tobytes()
+
+    def write_reg(self, offset, value):
+        if offset == REG_CTRL:
+            if value & AP_START:
+                self.regs[REG_CTRL] = AP_START
+                self.group.started.add(self.index)
+            return
+        self.regs[offset] = int(value)
+
+    def read_reg(self, offset):
+        return self.regs.get(offset, 0)
+
+    def wait(self, timeout_s):
+        ctrl = self.regs[REG_CTRL]
+        if ctrl & AP_DONE or ctrl & AP_IDLE:
+            return
+        self.group.run_if_ready(timeout_s)
+        if not self.regs[REG_CTRL] & AP_DONE:
+            missing = sorted(set(range(self.group.n)) - self.group.started)
+            raise DeviceTimeout(f"device {self.index} did not raise done within {timeout_s:g} s "
+                                f"(its ring peers {missing} were never started)")
+
+    def counters(self):
+        return self._counters
+
+
+class SimGroup:
+    """The simulated cards of one appliance: they run together once all have been started."""
+
+    def __init__(self, target: Target, n: int, mode: str):
+        from dfx.sim.appliance import Appliance
+        self.appliance = Appliance(target, n, mode)
+        self.n = n
+        self.devices = [SimDevice(self, i) for i in range(n)]
+        self.started: set[int] = set()
+
+    def run_if_ready(self, timeout_s):
+        if self.started != set(range(self.n)):
+            return
+        args = []
+        for d in self.devices:
+            r = d.regs
+            if r.get(REG_CORE, d.index) != d.index or r.get(REG_NCORES, self.n) != self.n:
+                raise DfxError(f"device {d.index}: core id / ncores registers do not match the ring")
+            args.append({"entry": r.get(REG_ENTRY, 0) | (r.get(REG_ENTRY + 4, 0) << 32),
+                         "ntok": r.get(REG_NTOK, 0), "pos": r.get(REG_POS, 0)})
+        t0 = time.perf_counter()
+        counters = self.appliance.run([a["entry"] for a in args], args)
+        elapsed = time.perf_counter() - t0
+        self.started.clear()
+        for d, c in zip(self.devices, counters):
+            d._counters = c
+            d.regs[REG_CTRL] = AP_DONE | AP_IDLE
+        if elapsed > timeout_s:
+            raise DeviceTimeout(f"the simulated appliance took {elapsed:.1f} s, past the {timeout_s:g} s timeout")
+
+
+class SimBackend(Backend):
+    name = "sim"
+
+    def open(self, n, target, mode="exact", **opts):
+        return SimGroup(target, n, mode).devices
+
+
+# --------------------------------------------------------------------------- XRT (pyxrt)
+class XrtDevice(Device):
+    """One U280 through pyxrt. Kernel arguments: entry, ntok, pos, core, ncores, then one buffer
+    per HBM pseudo-channel (m_axi_hbmNN, bank HBM[NN]) and one for DDR, as link.cfg connects them."""
+
+    def __init__(self, index, xclbin, target, kernel_name="dfx_core"):
+        import pyxrt  # shipped with XRT, not on PyPI
+
+        self.pyxrt, self.index, self.t = pyxrt, index, target
+        self.dev = pyxrt.device(index)
+        uuid = self.dev.load_xclbin(xclbin)
+        self.kernel = pyxrt.kernel(self.dev, uuid, kernel_name, pyxrt.kernel.cu_access_mode.exclusive)
+        self.scalars = {"entry": 0, "ntok": 0, "pos": 0, "core": index, "ncores": 1}
+        self.bos: dict = {}
+        self.run = None
+
+    def _bo(self, port: int, nbytes: int):
+        bo = self.bos.get(port)
+        if bo is None or bo.size() < nbytes:
+            bo = self.pyxrt.bo(self.dev, nbytes, self.pyxrt.bo.normal, self.kernel.group_id(5 + port))
+            self.bos[port] = bo
+        return bo
+
+    def load_hbm_channel(self, channel, data):
+        data = np.ascontiguousarray(data, np.uint8)
+        bo = self._bo(channel, max(data.size, 4096))
+        bo.write(data, 0)
+        bo.sync(self.pyxrt.xclBOSyncDirection.XCL_BO_SYNC_BO_TO_DEVICE, data.size, 0)
+
+    def load_ddr(self, data):
+        self.load_hbm_channel(self.t.hbm.channels, data)
+
+    def _locate(self, space, addr):
+        if space == "ddr":
+            return self.t.hbm.channels, addr
+        P, C = self.t.port_bytes, self.t.hbm.channels
+        beat = addr // P
+        return beat % C, (beat // C) * P + addr % P
+
+    def write_mem(self, space, addr, data):
+        # host I/O is small and aligned to a beat: one channel at a time
+        for off in range(0, len(data), self.t.port_bytes):
+            port, caddr = self._locate(space, addr + off)
+            chunk = np.frombuffer(data[off: off + self.t.port_bytes], np.uint8)
+            bo = self.bos[port]
+            bo.write(chunk, caddr)
+            bo.sync(self.pyxrt.xclBOSyncDirection.XCL_BO_SYNC_BO_TO_DEVICE, chunk.size, caddr)
+
+    def read_mem(self, space, addr, nbytes):
+        out = bytearray()
+        for off in range(0, nbytes, self.t.port_bytes):
+            port, caddr = self._locate(space, addr + off)
+            n = min(self.t.port_bytes, nbytes - off)
+            bo = self.bos[port]
+            bo.sync(self.pyxrt.xclBOSyncDirection.XCL_BO_SYNC_BO_FROM_DEVICE, n, caddr)
+            out += bytes(bo.read(n, caddr))
+        return bytes(out)
+
+    def write_reg(self, offset, value):
+        if offset == REG_CTRL and value & AP_START:
+            s = self.scalars
+            ports = [self.bos[p] for p in sorted(self.bos)]
+            self.run = self.kernel(s["entry"], s["ntok"], s["pos"], s["core"], s["ncores"], *ports)
+            return
+        for k, off in ARG_REGS.items():
+            if offset == off:
+                self.scalars[k] = (self.scalars[k] & ~0xFFFFFFFF) | value
+            elif k == "entry" and offset == off + 4:
+                self.scalars[k] = (self.scalars[k] & 0xFFFFFFFF) | (value << 32)
+
+    def read_reg(self, offset):
+        return self.kernel.read_register(offset)
+
+    def wait(self, timeout_s):
+        state = self.run.wait(int(timeout_s * 1000))
+        if state != self.pyxrt.ert_cmd_state.ERT_CMD_STATE_COMPLETED:
+            raise DeviceTimeout(f"card {self.index} did not raise done within {timeout_s:g} s ({state})")
+
+    def counters(self):
+        return {}
+
+
+class XrtBackend(Backend):
+    name = "xrt"
+
+    def open(self, n, target, xclbin=None, **opts):
+        if not xclbin:
+            raise DfxError("the xrt backend needs --xclbin (the linked dfx_core binary)")
+        try:
+            import pyxrt  # noqa: F401
+        except ImportError:
+            raise DfxError("the xrt backend needs XRT's Python binding pyxrt "
+                           "(source /opt/xilinx/xrt/setup.sh); it is not on PyPI") from None
+        return [XrtDevice(i, xclbin, target) for i in range(n)]
+
+
+# --------------------------------------------------------------------------- PYNQ 3.0.1
+class PynqDevice(XrtDevice):
+    """One U280 through PYNQ 3.0.1 (the last PYNQ with Alveo support)."""
+
+    def __init__(self, index, xclbin, target, kernel_name="dfx_core"):
+        import pynq
+
+        self.pynq, self.index, self.t = pynq, index, target
+        self.ol = pynq.Overlay(xclbin, device=pynq.Device.devices[index])
+        self.kernel = getattr(self.ol, kernel_name + "_1")
+        self.scalars = {"entry": 0, "ntok": 0, "pos": 0, "core": index, "ncores": 1}
+        self.bufs: dict = {}
+        self.handle = None
+
+    def load_hbm_channel(self, channel, data):
+        data = np.ascontiguousarray(data, np.uint8)
+        target = getattr(self.ol, f"HBM{channel}") if channel < self.t.hbm.channels else self.ol.DDR0
+        buf = self.pynq.allocate((max(data.size, 4096),), np.uint8, target=target)
+        buf[: data.size] = data
+        buf.sync_to_device()
+        self.bufs[channel] = buf
+
+    def write_mem(self, space, addr, data):
+        for off in range(0, len(data), self.t.port_bytes):
+            port, caddr = self._locate(space, addr + off)
+            chunk = np.frombuffer(data[off: off + self.t.port_bytes], np.uint8)
+            self.bufs[port][caddr: caddr + chunk.size] = chunk
+            self.bufs[port].sync_to_device()
+
+    def read_mem(self, space, addr, nbytes):
+        out = bytearray()
+        for off in range(0, nbytes, self.t.port_bytes):
+            port, caddr = self._locate(space, addr + off)
+            n = min(self.t.port_bytes, nbytes - off)
+            self.bufs[port].sync_from_device()
+            out += self.bufs[port][caddr: caddr + n].tobytes()
+        return bytes(out)
+
+    def write_reg(self, offset, value):
+        if offset == REG_CTRL and value & AP_START:
+            s = self.scalars
+            self.handle = self.kernel.start(s["entry"], s["ntok"], s["pos"], s["core"], s["ncores"],
+                                            *[self.bufs[p] for p in sorted(self.bufs)])
+            return
+        super().write_reg(offset, value)
+
+    def read_reg(self, offset):
+        return self.kernel.read(offset)
+
+    def wait(self, timeout_s):
+        t0 = time.monotonic()
+        while not self.kernel.read(REG_CTRL) & AP_DONE:
+            if time.monotonic() - t0 > timeout_s:
+                raise DeviceTimeout(f"card {self.index} did not raise done within {timeout_s:g} s")
+            time.sleep(1e-4)
+
+
+class PynqBackend(Backend):
+    name = "pynq"
+
+    def open(self, n, target, xclbin=None, **opts):
+        if not xclbin:
+            raise DfxError("the pynq backend needs --xclbin (the linked dfx_core binary)")
+        try:
+            import pynq  # noqa: F401
+        except ImportError:
+            raise DfxError("the pynq backend needs `pip install 'dfx[pynq]'` (PYNQ 3.0.1)") from None
+        return [PynqDevice(i, xclbin, target) for i in range(n)]
+
+
+BACKENDS = {b.name: b for b in (SimBackend(), XrtBackend(), PynqBackend())}
+
+
+def open_devices(backend: str, n: int, target: Target, **opts) -> list[Device]:
+    b = BACKENDS.get(backend)
+    if b is None:
+        raise DfxError(f"unknown backend {backend!r}; known: {', '.join(BACKENDS)}")
+    return b.open(n, target, **opts)
