@@ -17,7 +17,7 @@ Field kinds:
   f16  an IEEE binary16 bit pattern, written as a number in assembly
   f32  an IEEE binary32 bit pattern, written as a number in assembly
 
-Ordering rule (the scoreboard): instructions issue in program order to four units (DMA,
+Ordering rule (the scoreboard): Instructions issue in program order to four units (DMA,
 MPU, VPU, NET) that run in parallel. An instruction waits until every earlier instruction
 whose write set overlaps its read or write set, or whose read set overlaps its write set,
 has completed (address tags over the on-chip buffer, HBM and DDR; the register file is
@@ -187,10 +187,11 @@ class Op:
 
 
 _MM_REF = """for b < batch, i < m, j < n:
-    acc = sum over k-tiles t in order of tree_W(f32(x[b,i,k]) * f32(W[b,k,j]) for k in tile t)
+    acc = tile_0; acc = acc + tile_t for each further k-tile t, in order, where
+        tile_t = tree_W(f32(x[b,i,k]) * f32(W[b,k,j]) for the W k's of tile t)   # k >= K: +0
     (bias) acc = acc + f32(bias[j]);  (scale) acc = acc * f32(scale)
-    y = rne16(acc); {post}
-    out[b,i,j] = y"""
+    y = rne16(acc){mask}; (gelu) y = gelu16(y)
+    out[b,i,j] = y{post}"""
 
 OPS: tuple[Op, ...] = (
     # control
@@ -217,14 +218,16 @@ OPS: tuple[Op, ...] = (
        "    hbm16[tile_addr(m + b*mbs*tile_bytes, wn, k, j)] = buf[v + b*vbs + i*vs + c]"),
     # matrix unit
     Op("conv1d", 0x10, "mpu", "mm", "x W + b with optional fused GELU (QKV, projection, FFN)",
-       _MM_REF.format(post="(gelu) y = gelu16(y)")),
+       _MM_REF.format(mask="", post="")),
     Op("maskedmm", 0x11, "mpu", "mm", "Q K^T, scaled, causally masked, with the row max",
-       _MM_REF.format(post="if j > r[mreg] + i: y = -inf") +
-       "\n    for j in n .. roundup(n, W)-1: out[b,i,j] = -inf   # pad for the next products"
-       "\n    aux[b*abs + i*as] = max16(out[b,i,0:n])"),
-    Op("mm", 0x12, "mpu", "mm", "plain product (Score x V)", _MM_REF.format(post="")),
+       _MM_REF.format(mask="; if j > r[mreg] + i: y = -inf", post="") +
+       "\nfor j in n .. roundup(n, W)-1: out[b,i,j] = -inf   # padding read by the next product"
+       "\naux[b*abs + i*as] = max_L(out[b,i,0:n])      # lanes-wide comparator trees, then in order"),
+    Op("mm", 0x12, "mpu", "mm", "plain product (Score x V)", _MM_REF.format(mask="", post="")),
     Op("lmhead", 0x13, "mpu", "mm", "LM-head logits with fused argmax",
-       _MM_REF.format(post="") + "\n    aux[0:2] = u32 index of the first max16 over out[0,0,0:n]; aux[2] = its value"),
+       _MM_REF.format(mask="", post="") +
+       "\na = aux + b*abs + i*as: a[0], a[1] = low, high half of the index of the first maximum of"
+       "\n    out[b,i,0:n] (NaN never wins); a[2] = its value"),
     # vector unit
     Op("vadd", 0x18, "vpu", "vec", "element-wise add", "d[i,c] = rne16(f32(a[i,c]) + B(i,c))"),
     Op("vsub", 0x19, "vpu", "vec", "element-wise subtract", "d[i,c] = rne16(f32(a[i,c]) - B(i,c))"),

@@ -85,6 +85,18 @@ class Host:
     pcie_gbps: float
 
 
+@dataclasses.dataclass(frozen=True)
+class Perf:
+    """Scheduling properties of the core that change timing, never results (dfx.perf reads them)."""
+
+    token_serial_summarize: bool  # summarization as one matrix-vector pass per prompt token
+    mpu_interleave_ntiles: int  # n-tiles the MPU walks per k-step (independent accumulators)
+    weight_prefetch_tiles: int  # weight tiles the MPU may stream ahead of its inputs (0: none)
+    hbm_latency_cycles: int  # kernel cycles from an HBM read request to its first beat
+    ddr_latency_cycles: int  # the same for DDR
+    call_overhead_us: float  # host time per kernel call (start, done, argument writes)
+
+
 _SECTIONS = {
     "clock": Clock,
     "matrix": Matrix,
@@ -94,6 +106,7 @@ _SECTIONS = {
     "ring": Ring,
     "buffers": Buffers,
     "host": Host,
+    "perf": Perf,
 }
 
 
@@ -112,6 +125,7 @@ class Target:
     ring: Ring
     buffers: Buffers
     host: Host
+    perf: Perf
     path: str = ""
 
     # ---- derived facts (computed here once, never restated) ----
@@ -202,6 +216,11 @@ def _check(path: Path, t: Target) -> None:
             v = getattr(getattr(t, sec), f.name)
             if isinstance(v, (int, float)) and not isinstance(v, bool) and v <= 0 and f.name != "overhead":
                 bad(f"{sec}.{f.name}", f"must be positive, got {v}")
+    if t.perf.mpu_interleave_ntiles < 1:
+        bad("perf.mpu_interleave_ntiles", f"must be at least 1, got {t.perf.mpu_interleave_ntiles}")
+    for f in ("weight_prefetch_tiles", "hbm_latency_cycles", "ddr_latency_cycles", "call_overhead_us"):
+        if getattr(t.perf, f) < 0:
+            bad(f"perf.{f}", f"must be >= 0, got {getattr(t.perf, f)}")
 
 
 def load_target_file(path) -> Target:

@@ -60,6 +60,9 @@ def load_model_pass(s: CompileState) -> None:
         from dfx.compiler.frontend import load_model
         s.model = load_model(s.spec, random_weights=s.random_weights, seed=s.seed, init_std=s.init_std)
     cfg = s.model.config
+    if getattr(cfg, "activation", "gelu_new") != "gelu_new":
+        raise ModelError(f"{cfg.name} uses the {cfg.activation!r} activation; the hardware's GELU table is the "
+                         f"tanh form (HF gelu_new / gelu_pytorch_tanh)")
     if not 1 <= s.max_seq <= cfg.n_positions:
         raise ModelError(f"--max-seq {s.max_seq} must lie in 1 .. {cfg.n_positions} (the context of {cfg.name})")
 
