@@ -7,11 +7,18 @@ regions of dfx.compiler.memmap in the tile layout of dfx.arch.layout. Shows a pr
 from __future__ import annotations
 
 import numpy as np
+from concurrent.futures import ThreadPoolExecutor
+
 from tqdm import tqdm
 
 from dfx.arch.layout import pack_tiles
 from dfx.arch.target import Target
 from dfx.compiler.memmap import CardPlan
+
+
+LAYER_TENSORS = ("ln_1.weight", "ln_1.bias", "attn.c_attn.weight", "attn.c_attn.bias", "attn.c_proj.weight",
+                 "attn.c_proj.bias", "ln_2.weight", "ln_2.bias", "mlp.c_fc.weight", "mlp.c_fc.bias",
+                 "mlp.c_proj.weight", "mlp.c_proj.bias")
 
 
 def _f16(a) -> np.ndarray:
@@ -46,18 +53,32 @@ def pack_weights(model, plans: list[CardPlan], part, target: Target, max_seq: in
     names = wts.names()
     bar = tqdm(total=len(names), desc="packing weights", unit="tensor", disable=not progress, leave=False)
 
-    def get(name):
-        bar.update(1)
-        bar.set_postfix_str(name, refresh=False)
-        return _f16(wts.get_f16(name))
+    def fetch(group):
+        return {name: _f16(wts.get_f16(name)) for name in group}
+
+    # Tensors are read (or generated) one layer ahead on a second thread while this one packs:
+    # numpy releases the GIL in both, and at most two layers are in memory at once.
+    layer_names = [[f"h.{i}.{s}" for s in LAYER_TENSORS] for i in range(cfg.n_layer)]
+    groups = layer_names + [["ln_f.weight", "ln_f.bias", "wte", "wpe"]]
+    pool = ThreadPoolExecutor(1)
+    pending = pool.submit(fetch, groups[0])
+
+    def next_group(i):
+        nonlocal pending
+        got = pending.result()
+        if i + 1 < len(groups):
+            pending = pool.submit(fetch, groups[i + 1])
+        bar.update(len(got))
+        return got
 
     for layer in range(cfg.n_layer):
+        t = next_group(layer)
         p = f"h.{layer}."
-        ln = [get(p + s) for s in ("ln_1.weight", "ln_1.bias", "ln_2.weight", "ln_2.bias")]
-        w_attn, b_attn = get(p + "attn.c_attn.weight"), get(p + "attn.c_attn.bias")
-        w_proj, b_proj = get(p + "attn.c_proj.weight"), get(p + "attn.c_proj.bias")
-        w_fc, b_fc = get(p + "mlp.c_fc.weight"), get(p + "mlp.c_fc.bias")
-        w_fc2, b_fc2 = get(p + "mlp.c_proj.weight"), get(p + "mlp.c_proj.bias")
+        ln = [t[p + s] for s in ("ln_1.weight", "ln_1.bias", "ln_2.weight", "ln_2.bias")]
+        w_attn, b_attn = t[p + "attn.c_attn.weight"], t[p + "attn.c_attn.bias"]
+        w_proj, b_proj = t[p + "attn.c_proj.weight"], t[p + "attn.c_proj.bias"]
+        w_fc, b_fc = t[p + "mlp.c_fc.weight"], t[p + "mlp.c_fc.bias"]
+        w_fc2, b_fc2 = t[p + "mlp.c_proj.weight"], t[p + "mlp.c_proj.bias"]
         for j, plan in enumerate(plans):
             a0, a1 = plan.widths["attn"]
             p0, p1 = plan.widths["proj"]
@@ -69,10 +90,11 @@ def pack_weights(model, plans: list[CardPlan], part, target: Target, max_seq: in
             img.put(j, f"h{layer}.proj", pack_tiles(w_proj[:, p0:p1], L, W))
             img.put(j, f"h{layer}.fc", pack_tiles(w_fc[:, f0:f1], L, W))
             img.put(j, f"h{layer}.fc2", pack_tiles(w_fc2[:, p0:p1], L, W))
-        del w_attn, w_proj, w_fc, w_fc2
-    lnf = np.concatenate([get("ln_f.weight"), get("ln_f.bias")])
-    wte = get("wte")
-    wpe = get("wpe")
+        del t, w_attn, w_proj, w_fc, w_fc2
+    t = next_group(cfg.n_layer)
+    pool.shutdown()
+    lnf = np.concatenate([t["ln_f.weight"], t["ln_f.bias"]])
+    wte, wpe = t["wte"], t["wpe"]
     for j, plan in enumerate(plans):
         v0, v1 = plan.widths["vocab"]
         img.put(j, "ln_f", lnf)

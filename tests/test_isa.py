@@ -1,0 +1,145 @@
+"""The ISA: encode/decode round trips, assembly, refusal of illegal words, generated artefacts."""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from dfx.arch import docs, isa, verilog
+from dfx.arch.encoding import (Instr, assemble, decode, decode_stream, disassemble, encode, encode_int, make,
+                               pack_program, parse_asm_line, to_asm, unpack_program)
+from dfx.errors import EncodingError
+
+
+def _field_value(draw, f):
+    if f.kind == "cnt":
+        if draw(st.booleans()):
+            return isa.CNT_REG_FLAG | draw(st.integers(0, 15))
+        return draw(st.integers(0, isa.CNT_REG_FLAG - 1))
+    if f.kind == "enum":
+        return draw(st.integers(0, len(f.values) - 1))
+    if f.kind == "s":
+        return draw(st.integers(-(1 << (f.width - 1)), (1 << (f.width - 1)) - 1))
+    if f.name == "rd":
+        return draw(st.integers(1, 15))
+    if f.kind in ("f16", "f32"):
+        # any bit pattern but NaNs, whose payload text cannot round-trip through assembly
+        v = draw(st.integers(0, (1 << f.width) - 1))
+        x = np.array(v, np.uint16 if f.width == 16 else np.uint32).view(np.float16 if f.width == 16 else np.float32)
+        return 0 if np.isnan(x) else v
+    return draw(st.integers(0, (1 << f.width) - 1))
+
+
+@st.composite
+def instructions(draw):
+    op = draw(st.sampled_from(isa.OPS))
+    return Instr(op, {f.name: _field_value(draw, f) for f in op.fields})
+
+
+@settings(max_examples=400, deadline=None)
+@given(instructions())
+def test_encode_decode_round_trip(ins):
+    raw = encode(ins)
+    assert len(raw) == isa.INSTR_BYTES
+    back = decode(raw)
+    assert back.op is ins.op and back.f == ins.f
+    assert encode(back) == raw
+
+
+@settings(max_examples=400, deadline=None)
+@given(instructions())
+def test_assembly_round_trip(ins):
+    text = to_asm(ins)
+    again = parse_asm_line(text)
+    assert encode(again) == encode(ins), text
+
+
+def test_formats_fit_and_opcodes_unique():
+    assert len({op.code for op in isa.OPS}) == len(isa.OPS)
+    assert len({op.name for op in isa.OPS}) == len(isa.OPS)
+    for name, lay in isa.LAYOUTS.items():
+        end = max((pos + f.width for f, pos in lay), default=isa.FIELD_BASE)
+        assert end <= isa.INSTR_BITS, name
+
+
+def test_illegal_opcode_is_refused():
+    with pytest.raises(EncodingError, match="illegal opcode 0x3f"):
+        decode((0x3F).to_bytes(isa.INSTR_BYTES, "little"))
+
+
+def test_reserved_bits_are_refused():
+    word = encode_int(make("end")) | (1 << 400)
+    with pytest.raises(EncodingError, match="reserved bits"):
+        decode(word.to_bytes(isa.INSTR_BYTES, "little"))
+
+
+def test_illegal_fields_are_refused():
+    lay = {f.name: pos for f, pos in isa.LAYOUTS["vec"]}
+    stray = encode_int(make("vadd", rows=1, cols=1)) | ((isa.CNT_REG_FLAG | 0x10) << lay["rows"])
+    with pytest.raises(EncodingError, match="stray bits"):
+        decode(stray.to_bytes(isa.INSTR_BYTES, "little"))
+    mem = {f.name: pos for f, pos in isa.LAYOUTS["mem"]}
+    bad_space = encode_int(make("load")) | (3 << mem["space"])
+    with pytest.raises(EncodingError, match="space=3 is not one of hbm, ddr"):
+        decode(bad_space.to_bytes(isa.INSTR_BYTES, "little"))
+    with pytest.raises(EncodingError, match="r0"):
+        make("seti", rd=0, imm=1)
+    with pytest.raises(EncodingError, match="out of range"):
+        make("load", v=1 << 24)
+    with pytest.raises(EncodingError, match="space must be one of"):
+        make("load", space="sram")
+
+
+def test_assembler_errors_name_the_line():
+    with pytest.raises(EncodingError, match="line 2: unknown instruction 'frob'"):
+        assemble("nop\nfrob x=1\n")
+    with pytest.raises(EncodingError, match="no field 'q'"):
+        assemble("vadd q=1")
+    with pytest.raises(EncodingError, match="bad value"):
+        assemble("vadd rows=abc")
+
+
+def test_program_file_round_trip_and_corruption():
+    prog = assemble("""
+        seti rd=r5 imm=-7        ; comment
+        conv1d gelu bias m=r1 k=768 n=3072 x=0x10 xs=768 w=0x800 wn=12 out=0x400 os=3072 aux=0x20
+        vsum rows=r1 cols=768 d=0x40 ds=1 as=768 imm=0.00130208337
+        allgather rows=r1 cols=192 src=0x100 ss=768 dst=0x100 ds=768
+        end
+    """)
+    blob = pack_program(prog)
+    back = unpack_program(blob)
+    assert [encode(i) for i in back] == [encode(i) for i in prog]
+    text = disassemble(back)
+    assert "conv1d gelu bias m=r1 k=768 n=3072" in text
+    # a flipped opcode bit in the third instruction
+    bad = bytearray(blob)
+    bad[isa.INSTR_BYTES * 3] ^= 0x20
+    with pytest.raises(EncodingError, match="pc 2"):
+        unpack_program(bytes(bad))
+    with pytest.raises(EncodingError, match="header says"):
+        unpack_program(blob[:-10])
+    with pytest.raises(EncodingError, match="bad magic"):
+        unpack_program(b"x" * 128)
+    with pytest.raises(EncodingError, match="not a multiple"):
+        decode_stream(b"\0" * 65)
+
+
+def test_verilog_header_matches_tables():
+    """The checked-in headers are exactly what the tables generate (run python -m dfx.arch.verilog)."""
+    for path, text in verilog.generated().items():
+        assert path.read_text() == text, f"{path} drifted from the tables: run python -m dfx.arch.verilog"
+
+
+def test_verilog_header_defines_every_field():
+    text = verilog.isa_header()
+    for op in isa.OPS:
+        assert f"`define DFX_OP_{op.name.upper()}" in text
+    for fmt, lay in isa.LAYOUTS.items():
+        for f, pos in lay:
+            assert f"`define DFX_{fmt.upper()}_{f.name.upper()}_LSB" in text
+            line = [ln for ln in text.splitlines() if f"DFX_{fmt.upper()}_{f.name.upper()}_LSB " in ln][0]
+            assert int(line.split()[-1]) == pos
+
+
+def test_isa_doc_matches_tables():
+    assert docs.DOC.read_text() == docs.render(), "docs/isa.md drifted: run python -m dfx.arch.docs"
