@@ -40,7 +40,7 @@ class CompileState:
     spec: str
     fpgas: int
     target: Target
-    max_seq: int = 1024
+    max_seq: int | None = None  # default: the model's context (n_positions)
     random_weights: bool = False
     seed: int = 0
     init_std: float = 0.02
@@ -63,6 +63,8 @@ def load_model_pass(s: CompileState) -> None:
     if getattr(cfg, "activation", "gelu_new") != "gelu_new":
         raise ModelError(f"{cfg.name} uses the {cfg.activation!r} activation; the hardware's GELU table is the "
                          f"tanh form (HF gelu_new / gelu_pytorch_tanh)")
+    if s.max_seq is None:
+        s.max_seq = cfg.n_positions
     if not 1 <= s.max_seq <= cfg.n_positions:
         raise ModelError(f"--max-seq {s.max_seq} must lie in 1 .. {cfg.n_positions} (the context of {cfg.name})")
 
@@ -185,7 +187,7 @@ PASSES = (
 )
 
 
-def compile_model(spec: str, fpgas: int, out, target: str = "u280", max_seq: int = 1024,
+def compile_model(spec: str, fpgas: int, out, target: str = "u280", max_seq: int | None = None,
                   random_weights: bool = False, seed: int = 0, init_std: float = 0.02, model=None,
                   progress: bool = True, stop_after: str | None = None) -> CompileState:
     """Run the passes in order (up to `stop_after`); returns the state."""

@@ -199,7 +199,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--fpgas", type=_positive, default=1, help="number of FPGAs (default 1)")
     c.add_argument("-o", "--output", help="bundle folder (default MODEL-NFPGA.dfx)")
     c.add_argument("--target", default="u280", help="hardware target (default u280; see `dfx targets`)")
-    c.add_argument("--max-seq", type=int, default=1024, help="context length the KV cache is sized for (default 1024)")
+    c.add_argument("--max-seq", type=int, help="context length the KV cache is sized for (default: the model's, 1024 for GPT-2)")
     c.add_argument("--random-weights", action="store_true", help="seeded random weights (sizing, performance work)")
     c.add_argument("--seed", type=int, default=0, help="seed of --random-weights (default 0)")
     c.add_argument("--init-std", type=float, default=0.02, help="std of --random-weights (default 0.02)")
