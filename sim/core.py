@@ -213,18 +213,23 @@ class Core:
             raise AddressError(f"buffer access [{addr}, {last}) is outside the {self.vbuf.size}-word buffer")
         return True
 
+    def _view(self, addr, rows, cols, stride):
+        """A (rows, cols) view of the buffer; bounds were checked by _vcheck."""
+        if stride == cols or rows == 1:
+            return self.vbuf[addr: addr + rows * cols].reshape(rows, cols)
+        if addr + rows * stride <= self.vbuf.size:
+            return self.vbuf[addr: addr + rows * stride].reshape(rows, stride)[:, :cols]
+        return np.lib.stride_tricks.as_strided(self.vbuf[addr:], (rows, cols), (stride * 2, 2))
+
     def vread(self, addr, rows, cols, stride) -> np.ndarray:
         if not self._vcheck(addr, rows, cols, stride):
             return np.zeros((rows, cols), np.uint16)
-        v = np.lib.stride_tricks.as_strided(self.vbuf[addr:], (rows, cols), (stride * 2, 2))
-        return v.copy()
+        return self._view(addr, rows, cols, stride).copy()
 
     def vwrite(self, addr, data, stride):
         rows, cols = data.shape
-        if not self._vcheck(addr, rows, cols, stride):
-            return
-        v = np.lib.stride_tricks.as_strided(self.vbuf[addr:], (rows, cols), (stride * 2, 2), writeable=True)
-        v[...] = data
+        if self._vcheck(addr, rows, cols, stride):
+            self._view(addr, rows, cols, stride)[...] = data
 
     def weights(self, mem: Memory, cache: RangeCache, addr, K, N, wn) -> np.ndarray:
         """The K x N FP32 matrix of the tiles at `addr` (cached until the range is written)."""

