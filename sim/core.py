@@ -331,35 +331,39 @@ class Core:
         M, K, N = self.cnt(ins.m), self.cnt(ins.k), self.cnt(ins.n)
         name = ins.op.name
         x0 = ins.x + self.regs[ins.xreg] * ins.xs
+        xs = [nx.f32(self.vread(x0 + b * ins.xbs, M, K, ins.xs)) for b in range(B)]
+        ws = [self.weights(self.hbm, self.wcache, ins.w + b * ins.wbs * t.tile_bytes, K, N, ins.wn)
+              for b in range(B)]
+        if self.mode == "fast" and B > 1:  # one batched BLAS call for all heads
+            acc = np.matmul(np.stack(xs), np.stack(ws))
+        else:
+            acc = np.stack([self.kernel(x, w, W) for x, w in zip(xs, ws)])
+        if ins.bias:
+            acc = acc + nx.f32(self.vread(ins.aux, 1, N, N))
+        y = nx.rne16(nx.scale32(acc, ins.scale))  # (B, M, N)
+        if name == "maskedmm":
+            limit = self.regs[ins.mreg] + np.arange(M)[:, None]
+            y = np.where(np.arange(N)[None, :] > limit, np.uint16(nx.F16_NINF), y)
+        if ins.gelu:
+            y = nx.gelu16(y)
+        if name == "maskedmm":
+            npad = -(-N // W) * W
+            full = np.full((B, M, npad), nx.F16_NINF, np.uint16)
+            full[:, :, :N] = y
+            rmax = nx.chunked_max(y, t.matrix.lanes)  # (B, M)
         for b in range(B):
-            x = self.vread(x0 + b * ins.xbs, M, K, ins.xs)
-            wf = self.weights(self.hbm, self.wcache, ins.w + b * ins.wbs * t.tile_bytes, K, N, ins.wn)
-            acc = self.kernel(nx.f32(x), wf, W)
-            if ins.bias:
-                acc = acc + nx.f32(self.vread(ins.aux, 1, N, N))
-            acc = nx.scale32(acc, ins.scale)
-            y = nx.rne16(acc)
             if name == "maskedmm":
-                limit = self.regs[ins.mreg] + np.arange(M)[:, None]
-                y = np.where(np.arange(N)[None, :] > limit, np.uint16(nx.F16_NINF), y)
-            if ins.gelu:
-                y = nx.gelu16(y)
-            out_addr = ins.out + b * ins.obs
-            if name == "maskedmm":
-                npad = -(-N // W) * W
-                full = np.full((M, npad), nx.F16_NINF, np.uint16)
-                full[:, :N] = y
-                self.vwrite(out_addr, full, ins.os)
-                self.vwrite(ins.aux + b * ins.abs, nx.chunked_max(y, t.matrix.lanes)[:, None], ins.f["as"])
+                self.vwrite(ins.out + b * ins.obs, full[b], ins.os)
+                self.vwrite(ins.aux + b * ins.abs, rmax[b][:, None], ins.f["as"])
             else:
-                self.vwrite(out_addr, y, ins.os)
+                self.vwrite(ins.out + b * ins.obs, y[b], ins.os)
             if name == "lmhead":
                 res = np.zeros((M, 3), np.uint16)
                 for i in range(M):
-                    idx, val = nx.argmax16(y[i])
+                    idx, val = nx.argmax16(y[b, i])
                     res[i] = (idx & 0xFFFF, idx >> 16, val)
                 self.vwrite(ins.aux + b * ins.abs, res, max(3, ins.f["as"]))
-            self.counters["macs"] += M * K * N
+        self.counters["macs"] += B * M * K * N
 
     _x_conv1d = _x_maskedmm = _x_mm = _x_lmhead = _mm
 

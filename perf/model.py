@@ -1,0 +1,552 @@
+"""A cycle-level performance model of dfx cores, driven by a target file and compiled programs.
+
+The model walks the real instruction stream of each card (the programs the compiler emits,
+with r1 = ntok and r2 = pos set per call, as the functional simulator does) and gives every
+instruction a start and a completion time in kernel cycles:
+
+* dispatch: one instruction per cycle in program order into four unit queues (DMA, MPU,
+  VPU, NET) of ``buffers.instr_fifo`` entries each; a full queue stalls dispatch.
+* scoreboard: an instruction starts once every earlier instruction whose write set overlaps
+  its read or write set, or whose read set overlaps its write set, has completed (address
+  tags over the on-chip buffer, HBM and DDR: dfx.arch.isa). Ranges are the bounding word or
+  byte intervals of each operand.
+* units run their own queue in order; an instruction occupies its unit for its issue time
+  and completes after the unit's pipeline latency (all latencies from the target file).
+* MPU: one weight tile times one input row per cycle (lanes x width MACs). Weight tiles
+  stream from HBM at one tile per cycle at most, bounded by the HBM bandwidth: the unit is
+  busy max(compute cycles, stream cycles). Partial sums of one output column are added in
+  k order (the ISA's semantics), so a k-step of a group of ``perf.mpu_interleave_ntiles``
+  n-tiles cannot be shorter than ``matrix.add_latency``. With ``perf.weight_prefetch_tiles``
+  > 0 the weight stream may run ahead of the MPU's inputs by that many tiles (it still waits
+  for HBM hazards, e.g. a KV-cache write): HBM keeps streaming during syncs and VPU work.
+* DMA: per HBM pseudo-channel at min(port width x kernel clock, channel bandwidth x
+  ``hbm.efficiency``); the busiest channel sets the time. DDR at ``ddr.gbps``.
+* VPU: ``vector.width`` elements per cycle; reductions chain across width-sized chunks
+  at the accumulate latency (as the MPU's accumulators do).
+* NET: ring links at min(link_gbps x (1 - overhead), words_per_cycle x 16 bit x clock),
+  ``ring.hop_latency_cycles`` per hop; an all-gather is (N-1) ring steps and starts when the
+  last core reaches it. send/recv pair across neighbours.
+
+Byte counts per HBM channel follow the same rules as the functional simulator
+(dfx.sim.memory), so the model's traffic equals the simulator's counters (tests/perf).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections import defaultdict, deque
+
+import numpy as np
+
+from dfx.arch import isa
+from dfx.arch.layout import ktiles, ntiles, tile_word_offsets
+from dfx.arch.target import Target
+from dfx.errors import DfxError
+from dfx.sim.memory import channel_split
+
+UNITS = ("dma", "mpu", "vpu", "net")
+CATEGORY = {"mpu": "matrix", "vpu": "vector", "dma": "dma", "net": "sync"}
+REDUCE = ("vsum", "vsumsq", "vrmax")
+
+
+class PerfError(DfxError):
+    """The performance model cannot evaluate a program or a request."""
+
+
+# ---------------------------------------------------------------------------------- rates
+@dataclasses.dataclass(frozen=True)
+class Rates:
+    """Per-cycle rates and latencies of one target, derived from its file once."""
+
+    hz: float
+    channel_bpc: float  # bytes per kernel cycle one HBM pseudo-channel moves
+    hbm_bpc: float  # all channels
+    ddr_bpc: float
+    link_bpc: float
+    pcie_bps: float
+    hbm_peak_bps: float  # channels x channel_gbps (the data sheet)
+    hbm_reach_bps: float  # x efficiency: the roofline's bandwidth
+    mpu_fill: int  # multiplier + adder tree + accumulator + SFU
+    hbm_lat: int
+    ddr_lat: int
+
+    @classmethod
+    def of(cls, t: Target) -> "Rates":
+        hz = t.clock.kernel_mhz * 1e6
+        ch = min(t.port_bytes, t.hbm.channel_gbps * 1e9 * t.hbm.efficiency / hz)
+        ddr = t.ddr.gbps * 1e9 / hz if t.ddr.present else 0.0
+        link = min(t.ring.link_gbps * 1e9 / 8 * (1 - t.ring.overhead), t.ring.words_per_cycle * 2 * hz) / hz
+        m = t.matrix
+        fill = m.mul_latency + math.ceil(math.log2(m.width)) * m.add_latency + m.add_latency + m.sfu_latency
+        return cls(hz, ch, ch * t.hbm.channels, ddr, link, t.host.pcie_gbps * 1e9,
+                   t.hbm.channels * t.hbm.channel_gbps * 1e9,
+                   t.hbm.channels * t.hbm.channel_gbps * 1e9 * t.hbm.efficiency,
+                   fill, t.perf.hbm_latency_cycles, t.perf.ddr_latency_cycles)
+
+
+# ---------------------------------------------------------------------------------- results
+@dataclasses.dataclass
+class CallTiming:
+    """One call (summarization block or one generated token) on the appliance."""
+
+    cycles: float  # kernel cycles, from start to the last core's END
+    seconds: float  # including the host's per-call overhead
+    busy: dict  # category -> cycles of wall time attributed to it (slowest core)
+    hbm_read: list  # per core: bytes per channel
+    hbm_write: list
+    ddr_bytes: list  # per core
+    macs: list  # per core
+    ring_bytes: list  # per core, sent
+    unit_cycles: list  # per core: unit -> busy cycles (overlapping)
+
+    @property
+    def hbm_bytes(self) -> list[int]:
+        return [int(np.sum(r) + np.sum(w)) for r, w in zip(self.hbm_read, self.hbm_write)]
+
+
+# ---------------------------------------------------------------------------------- one core
+class _Core:
+    def __init__(self, t: Target, rates: Rates, prog: list, core: int, ncores: int):
+        self.t, self.r, self.prog, self.core, self.n = t, rates, prog, core, ncores
+        self.C, self.P = t.hbm.channels, t.port_bytes
+
+    # ---- operand helpers
+    def cnt(self, regs, v):
+        if v & isa.CNT_REG_FLAG:
+            return regs[v & 0xF]
+        return v
+
+    @staticmethod
+    def span(addr, rows, cols, stride):
+        if rows <= 0 or cols <= 0:
+            return None
+        return (addr, addr + (rows - 1) * stride + cols)
+
+    def rows_split(self, addr, rows, cols, stride_bytes):
+        """Per-channel bytes of rows x cols FP16 words (the simulator's counting)."""
+        C, P = self.C, self.P
+        if rows == 0 or cols == 0:
+            return np.zeros(C, np.int64)
+        if stride_bytes == cols * 2:
+            return channel_split(addr, rows * cols * 2, P, C)
+        out = np.zeros(C, np.int64)
+        for i in range(rows):
+            out += channel_split(addr + i * stride_bytes, cols * 2, P, C)
+        return out
+
+    # ---- the schedule of one call (a generator: yields at ring instructions)
+    def run(self, ntok: int, pos: int, ids=None):
+        t, R = self.t, self.r
+        C = self.C
+        L, W, VW = t.matrix.lanes, t.matrix.width, t.vector.width
+        pf = t.perf
+        regs = [0] * isa.NUM_REGS
+        regs[1], regs[2], regs[3], regs[4] = ntok, pos, self.core, self.n
+        q = t.buffers.instr_fifo
+        starts = {u: deque() for u in UNITS}  # start times of queued instructions per unit
+        free = dict.fromkeys(UNITS, 0.0)  # unit can take its next instruction
+        stream_free = 0.0  # MPU weight stream
+        stream_gate = 0.0  # the prefetch FIFO has room again (tiles of earlier products drained)
+        hbm_free = 0.0
+        tags = {}  # (space, lo, hi, is_write) -> latest completion (the scoreboard's address tags)
+        dispatch = 0.0
+        end_all = 0.0
+        unit_done = dict.fromkeys(UNITS, 0.0)
+        hread = np.zeros(C, np.int64)
+        hwrite = np.zeros(C, np.int64)
+        ddr = 0
+        macs = 0
+        ring = 0
+        intervals = []  # (start, end, unit)
+        ubusy = defaultdict(float)
+        reg_done = 0.0
+        v = self.span
+        for ins in self.prog:
+            op = ins.op
+            name, unit = op.name, op.unit
+            dispatch += 1
+            if unit == "ctrl":
+                if name == "end":
+                    end_all = max([dispatch, *unit_done.values()])
+                    break
+                if name == "barrier":
+                    dispatch = max([dispatch] + [unit_done[u] for u, b in isa.BARRIER_BITS.items()
+                                                 if ins.units & b])
+                    continue
+                if name == "seti":
+                    regs[ins.rd] = ins.imm
+                elif name == "addi":
+                    regs[ins.rd] = regs[ins.rs] + ins.imm
+                elif name == "muli":
+                    regs[ins.rd] = regs[ins.rs] * ins.imm
+                elif name == "add":
+                    regs[ins.rd] = regs[ins.rs] + regs[ins.rt]
+                reg_done = max(reg_done, dispatch)
+                continue
+            # queue space: the instruction q places earlier in this unit has started
+            sq = starts[unit]
+            if len(sq) >= q:
+                dispatch = max(dispatch, sq[-q])
+            reads, writes = [], []  # (space, lo, hi)
+            f = ins.f
+            if unit == "dma":
+                sp = "ddr" if name in ("load", "store", "embed") and isa.SPACES[ins.space] == "ddr" else "hbm"
+                rows, cols = self.cnt(regs, ins.rows), self.cnt(regs, ins.cols)
+                if name in ("load", "store"):
+                    base = ins.m + regs[ins.mreg] * ins.mregs
+                    ms = v(base, rows, cols * 2, ins.ms) if rows and cols else None
+                    bs = v(ins.v, rows, cols, ins.vs)
+                    if sp == "hbm":
+                        by = self.rows_split(base, rows, cols, ins.ms)
+                    else:
+                        by = rows * cols * 2
+                    if name == "load":
+                        reads.append((sp, ms)); writes.append(("buf", bs))
+                    else:
+                        reads.append(("buf", bs)); writes.append((sp, ms))
+                    chan = by if sp == "hbm" else None
+                    nbytes = by if sp == "ddr" else 0
+                    if sp == "hbm":
+                        (hread if name == "load" else hwrite)[:] += by
+                    else:
+                        ddr += by
+                elif name == "embed":
+                    idb = channel_split(ins.ids, 4 * rows, self.P, C)
+                    hread += idb
+                    reads.append(("hbm", (ins.ids, ins.ids + 4 * rows)))
+                    tok = [0] * rows if ids is None else list(ids)[:rows]
+                    tok += [0] * (rows - len(tok))
+                    if sp == "hbm":
+                        by = np.zeros(C, np.int64)
+                        for tk in tok:
+                            by += channel_split(ins.m + tk * ins.ms, cols * 2, self.P, C)
+                        hread += by
+                        chan, nbytes = by + idb, 0
+                    else:
+                        ddr += rows * cols * 2
+                        chan, nbytes = idb, rows * cols * 2
+                    reads.append((sp, (ins.m, ins.m + ins.limit * ins.ms)))
+                    writes.append(("buf", v(ins.v, rows, cols, ins.vs)))
+                else:  # kvstore: tile-layout scatter through the transpose unit
+                    B = max(1, ins.batch)
+                    chan = np.zeros(C, np.int64)
+                    beats_max = 0
+                    if rows and cols:
+                        p = regs[ins.preg] + np.arange(rows)[:, None]
+                        c = np.arange(cols)[None, :]
+                        k, n = (p, c) if ins.tr else (c, p)
+                        k, n = np.broadcast_to(k, (rows, cols)), np.broadcast_to(n, (rows, cols))
+                        off = (tile_word_offsets(k, n, ins.wn, L, W) * 2).ravel()
+                        beats = np.unique(off // self.P)  # same for every head (head bases are tile aligned)
+                        per = np.bincount((off // self.P) % C, minlength=C) * 2
+                        chan = per * B
+                        hbeats = np.bincount(beats % C, minlength=C) * B
+                        beats_max = int(hbeats.max())
+                        hwrite += chan
+                        lo = ins.m + int(off.min())
+                        hi = ins.m + (B - 1) * ins.mbs * t.tile_bytes + int(off.max()) + 2
+                        writes.append(("hbm", (lo, hi)))
+                        reads.append(("buf", (ins.v, ins.v + (B - 1) * ins.vbs + (rows - 1) * ins.vs + cols)))
+                    nbytes = 0
+                    chan = None if not beats_max else chan
+                # time
+                ready = self._ready(tags, reads, writes, dispatch, reg_done)
+                start = max(ready, free["dma"])
+                if name == "kvstore":
+                    xfer = beats_max  # one (partial) beat per cycle per channel
+                    lat = R.hbm_lat if beats_max else 0
+                    hs = max(start, hbm_free) if beats_max else start
+                elif sp == "ddr" and name != "embed":
+                    xfer = nbytes / R.ddr_bpc if nbytes else 0
+                    lat, hs = (R.ddr_lat if nbytes else 0), start
+                else:
+                    xfer = float(np.max(chan)) / R.channel_bpc if chan is not None and np.any(chan) else 0
+                    if name == "embed" and sp == "ddr":
+                        xfer += nbytes / R.ddr_bpc
+                        lat = R.hbm_lat + R.ddr_lat  # ids first, then the rows they name
+                    else:
+                        lat = R.hbm_lat if xfer else 0
+                    hs = max(start, hbm_free) if xfer else start
+                busy_end = hs + xfer
+                if sp == "hbm" or name == "embed":
+                    hbm_free = max(hbm_free, busy_end) if xfer else hbm_free
+                done = busy_end + lat
+                free["dma"] = busy_end
+            elif unit == "mpu":
+                B = max(1, ins.batch)
+                M, K, N = self.cnt(regs, ins.m), self.cnt(regs, ins.k), self.cnt(regs, ins.n)
+                KT, NT = ktiles(K, W), ntiles(N, L)
+                tiles = B * KT * NT
+                macs += B * M * K * N
+                span_t = ((B - 1) * ins.wbs + (NT - 1) * ins.wn + KT) * t.tile_bytes
+                reads.append(("hbm", (ins.w, ins.w + span_t)))
+                hread += tiles * t.tile_bytes // C
+                x0 = ins.x + regs[ins.xreg] * ins.xs
+                if M and K:
+                    reads.append(("buf", (x0, x0 + (B - 1) * ins.xbs + (M - 1) * ins.xs + K)))
+                if ins.bias:
+                    reads.append(("buf", (ins.aux, ins.aux + N)))
+                npad = -(-N // W) * W if name == "maskedmm" else N
+                if M and npad:
+                    writes.append(("buf", (ins.out, ins.out + (B - 1) * ins.obs + (M - 1) * ins.os + npad)))
+                if name == "maskedmm" and M:
+                    writes.append(("buf", (ins.aux, ins.aux + (B - 1) * ins.abs + (M - 1) * f["as"] + 1)))
+                if name == "lmhead" and M:
+                    writes.append(("buf", (ins.aux, ins.aux + (B - 1) * ins.abs + (M - 1) * max(3, f["as"]) + 3)))
+                compute = self.mpu_cycles(B, M, KT, NT) if M else 0
+                stream = tiles * t.tile_bytes / R.hbm_bpc if M else 0
+                dep = self._ready(tags, [x for x in reads if x[0] != "hbm"], writes, dispatch, reg_done)
+                hdep = self._ready(tags, [x for x in reads if x[0] == "hbm"], [], dispatch, reg_done)
+                cstart = max(dep, free["mpu"], hdep)
+                if pf.weight_prefetch_tiles > 0:
+                    sstart = max(dispatch, stream_free, hdep, hbm_free, stream_gate)
+                    ahead = min(tiles, pf.weight_prefetch_tiles)
+                    per_tile = compute / tiles if tiles else 0
+                    send = max(sstart + stream, cstart + (tiles - ahead) * per_tile)
+                    stream_gate = cstart + compute - pf.weight_prefetch_tiles * per_tile
+                else:
+                    sstart = max(cstart, hbm_free)
+                    send = sstart + stream
+                busy_end = max(cstart + compute, send + (R.hbm_lat if stream else 0))
+                done = busy_end + R.mpu_fill
+                if stream:
+                    hbm_free = max(hbm_free, sstart + stream)
+                    stream_free = send
+                free["mpu"] = busy_end
+                start = cstart
+            elif unit == "vpu":
+                rows, cols = self.cnt(regs, ins.rows), self.cnt(regs, ins.cols)
+                a = v(ins.a, rows, cols, f["as"])
+                if a:
+                    reads.append(("buf", a))
+                bc = isa.BCAST[ins.bcast]
+                if name in ("vadd", "vsub", "vmul", "vmax") and rows and cols:
+                    if bc == "none":
+                        reads.append(("buf", v(ins.b, rows, cols, ins.bs)))
+                    elif bc == "row":
+                        reads.append(("buf", (ins.b, ins.b + cols)))
+                    elif bc == "col":
+                        reads.append(("buf", (ins.b, ins.b + (rows - 1) * max(1, ins.bs) + 1)))
+                if rows and cols:
+                    if name in REDUCE:
+                        writes.append(("buf", (ins.d, ins.d + (rows - 1) * max(1, ins.ds) + 1)))
+                    else:
+                        writes.append(("buf", v(ins.d, rows, cols, ins.ds)))
+                occ, lat = self.vpu_cycles(name, rows, cols, bool(ins.imm))
+                ready = self._ready(tags, reads, writes, dispatch, reg_done)
+                start = max(ready, free["vpu"])
+                busy_end = start + occ
+                done = busy_end + (lat if occ else 0)
+                free["vpu"] = busy_end
+            else:  # net
+                rows, cols = self.cnt(regs, ins.rows), self.cnt(regs, ins.cols)
+                if name == "allgather":
+                    reads.append(("buf", v(ins.src, rows, cols, ins.ss)))
+                    writes.append(("buf", v(ins.dst, rows, cols * self.n, ins.ds)))
+                    nbytes = rows * cols * 2
+                    ring += nbytes * (self.n - 1)
+                elif name == "send":
+                    reads.append(("buf", v(ins.v, rows, cols, ins.vs)))
+                    nbytes = rows * cols * 2
+                    ring += nbytes
+                else:
+                    writes.append(("buf", v(ins.v, rows, cols, ins.vs)))
+                    nbytes = rows * cols * 2
+                reads = [x for x in reads if x[1]]
+                writes = [x for x in writes if x[1]]
+                ready = max(self._ready(tags, reads, writes, dispatch, reg_done), free["net"])
+                done = yield (name, ready, nbytes)
+                start, busy_end = ready, done
+                free["net"] = done
+            reads = [x for x in reads if x[1]]
+            writes = [x for x in writes if x[1]]
+            for isw, lst in ((False, reads), (True, writes)):
+                for sp_, rg in lst:
+                    key = (sp_, rg[0], rg[1], isw)
+                    if tags.get(key, -1.0) < done:
+                        tags[key] = done
+            sq.append(start)
+            if len(sq) > q:
+                sq.popleft()
+            unit_done[unit] = max(unit_done[unit], done)
+            intervals.append((start, done, unit))
+            ubusy[unit] += max(0.0, done - start)
+            if len(tags) > 96:  # drop tags that can delay nothing any more
+                for key in [k for k, d in tags.items() if d <= dispatch]:
+                    del tags[key]
+        else:
+            raise PerfError(f"core {self.core}: program has no end instruction")
+        return dict(cycles=end_all, hbm_read=hread, hbm_write=hwrite, ddr=ddr, macs=macs, ring=ring,
+                    intervals=intervals, unit_cycles=dict(ubusy))
+
+    @staticmethod
+    def _ready(tags, reads, writes, dispatch, reg_done):
+        t = max(dispatch, reg_done)
+        for (sp, lo, hi, isw), done in tags.items():
+            if done <= t:
+                continue
+            if isw:
+                for s2, rg in reads:
+                    if rg and s2 == sp and rg[0] < hi and lo < rg[1]:
+                        t = done
+                        break
+                else:
+                    for s2, rg in writes:
+                        if rg and s2 == sp and rg[0] < hi and lo < rg[1]:
+                            t = done
+                            break
+            else:
+                for s2, rg in writes:
+                    if rg and s2 == sp and rg[0] < hi and lo < rg[1]:
+                        t = done
+                        break
+        return t
+
+    def mpu_cycles(self, B, M, KT, NT) -> float:
+        """Issue cycles of B x (M x K) @ (K x N): one tile x one row per cycle, with the
+        accumulator's dependence across k-steps (interleave groups of n-tiles over batches)."""
+        acc = self.t.matrix.add_latency
+        I = self.t.perf.mpu_interleave_ntiles
+        chains = B * NT
+        if KT == 1:
+            return chains * M
+        full, rem = divmod(chains, I)
+        step = full * max(I * M, acc) + (max(rem * M, acc) if rem else 0)
+        return KT * step
+
+    def vpu_cycles(self, name, rows, cols, scaled) -> tuple[float, int]:
+        t = self.t
+        vt, VW = t.vector, t.vector.width
+        if rows == 0 or cols == 0:
+            return 0, 0
+        chunks = -(-cols // VW)
+        if name in REDUCE:
+            acc = vt.add_latency if name != "vrmax" else vt.reduce_latency
+            occ = rows * chunks if chunks == 1 else chunks * max(rows, acc)
+            lat = math.ceil(math.log2(VW)) * vt.reduce_latency + acc
+            if name == "vsumsq":
+                lat += vt.mul_latency
+            if scaled and name != "vrmax":
+                lat += vt.mul_latency
+            return occ, lat
+        lat = {"vadd": vt.add_latency, "vsub": vt.add_latency, "vmul": vt.mul_latency,
+               "vmax": vt.reduce_latency, "vcopy": 1, "vexp": vt.exp_latency,
+               "vrecip": vt.recip_latency, "vrsqrt": vt.rsqrt_latency}[name]
+        return rows * chunks, lat
+
+
+# ---------------------------------------------------------------------------------- appliance
+class Appliance:
+    """The timing of N cores running their programs of one phase, joined by the ring."""
+
+    def __init__(self, target: Target, programs: dict):
+        """programs: phase -> [list[Instr] per card]."""
+        self.t = target
+        self.r = Rates.of(target)
+        self.programs = programs
+        self.n = len(next(iter(programs.values())))
+        self._cache = {}
+
+    def call(self, phase: str, ntok: int, pos: int) -> CallTiming:
+        key = (phase, ntok, pos)
+        if key not in self._cache:
+            self._cache[key] = self._call(phase, ntok, pos)
+        return self._cache[key]
+
+    def _call(self, phase, ntok, pos) -> CallTiming:
+        n, R = self.n, self.r
+        cores = [_Core(self.t, R, self.programs[phase][j], j, n) for j in range(n)]
+        gens = [c.run(ntok, pos) for c in cores]
+        results = [None] * n
+        pending = [None] * n
+        for j, g in enumerate(gens):
+            pending[j] = self._advance(g, None, results, j)
+        links = [deque() for _ in range(n)]  # arrival times on link j -> j+1
+        hop = self.t.ring.hop_latency_cycles
+        while any(p is not None for p in pending):
+            live = [j for j in range(n) if pending[j] is not None]
+            if len(live) != n:
+                raise PerfError("the cores' ring instructions do not match (a core ended early)")
+            kinds = {pending[j][0] for j in live}
+            if len(kinds) != 1:
+                raise PerfError(f"the cores' ring instructions do not match: {sorted(kinds)}")
+            kind = kinds.pop()
+            done = [0.0] * n
+            if kind == "allgather":
+                t0 = max(pending[j][1] for j in range(n))
+                step = max(hop + pending[j][2] / R.link_bpc for j in range(n)) if n > 1 else 0
+                done = [t0 + (n - 1) * step] * n
+            elif kind == "send":
+                for j in range(n):
+                    _, rdy, nb = pending[j]
+                    done[j] = rdy + nb / R.link_bpc
+                    links[j].append(done[j] + hop)
+            else:  # recv
+                for j in range(n):
+                    link = links[(j - 1) % n]
+                    if not link:
+                        raise PerfError(f"core {j} receives with nothing sent to it")
+                    done[j] = max(pending[j][1], link.popleft())
+            for j in range(n):
+                pending[j] = self._advance(gens[j], done[j], results, j)
+        return self._timing(results)
+
+    @staticmethod
+    def _advance(gen, value, results, j):
+        try:
+            return gen.send(value) if value is not None else next(gen)
+        except StopIteration as e:
+            results[j] = e.value
+            return None
+
+    def _timing(self, results) -> CallTiming:
+        cyc = max(r["cycles"] for r in results)
+        slow = max(range(len(results)), key=lambda j: results[j]["cycles"])
+        busy = attribute(results[slow]["intervals"], results[slow]["cycles"])
+        return CallTiming(
+            cycles=cyc, seconds=cyc / self.r.hz, busy=busy,
+            hbm_read=[r["hbm_read"] for r in results], hbm_write=[r["hbm_write"] for r in results],
+            ddr_bytes=[r["ddr"] for r in results], macs=[r["macs"] for r in results],
+            ring_bytes=[r["ring"] for r in results],
+            unit_cycles=[r["unit_cycles"] for r in results])
+
+
+PRIORITY = ("mpu", "vpu", "dma", "net")
+
+
+def attribute(intervals, total) -> dict:
+    """Split wall time among units: a cycle counts for the highest-priority active unit
+    (matrix > vector > DMA > sync); what no unit covers is 'other' (dispatch, latency tails)."""
+    ev = []
+    for s, e, u in intervals:
+        if e > s:
+            ev.append((s, 1, u))
+            ev.append((e, -1, u))
+    ev.sort(key=lambda x: (x[0], x[1]))
+    active = dict.fromkeys(PRIORITY, 0)
+    out = {CATEGORY[u]: 0.0 for u in PRIORITY}
+    out["other"] = 0.0
+    last = 0.0
+    for tm, d, u in ev:
+        if tm > last:
+            cur = next((p for p in PRIORITY if active[p] > 0), None)
+            out[CATEGORY[cur] if cur else "other"] += tm - last
+            last = tm
+        active[u] += d
+    if total > last:
+        out["other"] += total - last
+    return out
+
+
+def bundle_cycles(bundle, n_in: int, n_out: int) -> dict:
+    """Modelled kernel cycles of one request on a compiled bundle (a Bundle or its folder):
+    {'summarize': ..., 'generate': ..., 'total': ...}; host overheads are not cycles."""
+    from dfx.perf.report import Predictor, load_programs
+
+    path = getattr(bundle, "path", bundle)
+    pr = Predictor(load_programs(str(path)))
+    hz = pr.app.r.hz
+    s = sum(r["device_seconds"] for r in pr.summarize_calls(n_in)) * hz
+    g = sum(r["device_seconds"] for r in pr.generate_calls(n_in, n_out)) * hz if n_out > 1 else 0.0
+    return {"summarize": int(round(s)), "generate": int(round(g)), "total": int(round(s + g))}

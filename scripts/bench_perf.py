@@ -1,0 +1,97 @@
+#!/usr/bin/env python
+"""Predicted against published figures (u280-dfx) and % of the HBM roofline (u280), from dfx.perf.
+
+    python scripts/bench_perf.py [--quick]
+
+--quick evaluates calls on a grid of KV positions and interpolates (the default evaluates
+every call of every request). Every number printed comes from the model; the published DFX
+figures are the only constants here, and nothing is fitted to them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+import time
+
+from dfx.compiler.presets import PRESETS
+from dfx.perf.report import Predictor, load_programs
+
+# DFX, MICRO 2022 (shared/design/dfx-brief.md): (what, model, fpgas, in, out, key, value)
+PUBLISHED = [
+    ("decode ms/token", "gpt2-medium", 1, 64, 64, "decode_ms_per_token", 5.4),
+    ("decode ms/token", "dfx-1.5b", 4, 64, 64, "decode_ms_per_token", 6.9),
+    ("end-to-end tokens/s, 64:64", "dfx-1.5b", 4, 64, 64, "tokens_per_s", 72.68),
+]
+
+
+def with_perf(progs, **changes):
+    """The same programs on the target with some [perf] fields changed (sensitivity rows)."""
+    t = progs.target
+    t2 = dataclasses.replace(t, perf=dataclasses.replace(t.perf, **changes))
+    return dataclasses.replace(progs, target=t2)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true")
+    a = ap.parse_args(argv)
+    exact = not a.quick
+    t0 = time.time()
+    cache = {}
+
+    def progs(model, n, target):
+        key = (model, n, target)
+        if key not in cache:
+            cache[key] = load_programs(model, n, target)
+        return cache[key]
+
+    print("## u280-dfx: DFX's published microarchitecture against its published results\n")
+    print("| figure | model | FPGAs | published | predicted | error |")
+    print("|---|---|---|---|---|---|")
+    for what, model, n, i, o, key, pub in PUBLISHED:
+        r = Predictor(progs(model, n, "u280-dfx"), exact=exact).predict(i, o)
+        print(f"| {what} | {model} | {n} | {pub:g} | {r[key]:.2f} | {100 * (r[key] - pub) / pub:+.1f} % |")
+
+    print("\n### u280-dfx profile (decode, share of time by unit) and HBM use\n")
+    print("| model | FPGAs | matrix | vector | DMA | sync | HBM use (of 460 GB/s) | TTFT 64 tokens (ms) |")
+    print("|---|---|---|---|---|---|---|---|")
+    for model, n in (("gpt2-medium", 1), ("dfx-1.5b", 4)):
+        r = Predictor(progs(model, n, "u280-dfx"), exact=exact).predict(64, 64)
+        b = r["breakdown"]["decode"]
+        print(f"| {model} | {n} | {100 * b['matrix']:.1f} % | {100 * b['vector']:.1f} % | {100 * b['dma']:.1f} % | "
+              f"{100 * b['sync']:.1f} % | {100 * r['hbm_utilization']:.1f} % | {r['ttft_ms']:.1f} |")
+
+    print("\n### Sensitivity: u280-dfx decode ms/token with one modelling assumption changed\n")
+    print("| change | gpt2-medium, 1 FPGA (published 5.4) | dfx-1.5b, 4 FPGAs (published 6.9) |")
+    print("|---|---|---|")
+    for label, ch in (("as modelled", {}),
+                      ("no accumulator stall (mpu_interleave_ntiles = 16)", {"mpu_interleave_ntiles": 16}),
+                      ("weights prefetched (weight_prefetch_tiles = 1024)", {"weight_prefetch_tiles": 1024})):
+        cells = []
+        for model, n, pub in (("gpt2-medium", 1, 5.4), ("dfx-1.5b", 4, 6.9)):
+            r = Predictor(with_perf(progs(model, n, "u280-dfx"), **ch), exact=False).predict(64, 64)
+            d = r["decode_ms_per_token"]
+            cells.append(f"{d:.2f} ({100 * (d - pub) / pub:+.1f} %)")
+        print(f"| {label} | " + " | ".join(cells) + " |")
+
+    print("\n## u280 (ours) against the HBM roofline, 64:64\n")
+    print("| model | FPGAs | roofline ms/token | u280-dfx ms/token | u280 ms/token | u280 % of roofline | "
+          "u280 TTFT (ms) | u280 tokens/s |")
+    print("|---|---|---|---|---|---|---|---|")
+    for model in PRESETS:
+        for n in (1, 4):
+            if n > PRESETS[model].n_head:
+                continue
+            d = Predictor(progs(model, n, "u280-dfx"), exact=False).predict(64, 64)
+            r = Predictor(progs(model, n, "u280"), exact=exact).predict(64, 64)
+            print(f"| {model} | {n} | {r['roofline_ms_per_token']:.3f} | {d['decode_ms_per_token']:.3f} | "
+                  f"{r['decode_ms_per_token']:.3f} | {100 * r['roofline_fraction']:.1f} % | {r['ttft_ms']:.1f} | "
+                  f"{r['tokens_per_s']:.1f} |")
+    print(f"\n({'every call evaluated' if exact else 'grid of positions'}; {time.time() - t0:.0f} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

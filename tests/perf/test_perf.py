@@ -1,0 +1,175 @@
+"""The performance model: traffic equal to the functional simulator's counters, sane trends,
+the CLI's JSON and errors, and the u280 design changes keeping results bit-identical."""
+
+import json
+
+import numpy as np
+import pytest
+
+from dfx.arch.target import TARGET_DIR, load_target, load_target_file
+from dfx.compiler.driver import compile_model
+from dfx.compiler.model import GPT2Config, GPT2Model
+from dfx.compiler.presets import random_weights
+from dfx.errors import TargetError
+from dfx.perf import cli
+from dfx.perf.model import Appliance
+from dfx.perf.report import JSON_KEYS, Predictor, Programs, load_programs
+from dfx.sim.appliance import Appliance as SimAppliance
+
+SMALL = GPT2Config(n_layer=2, n_embd=64, n_head=4, vocab_size=96, n_positions=64, name="small")
+
+
+def small_model(cfg=SMALL, seed=1):
+    return GPT2Model(cfg, random_weights(cfg, seed, 0.2, bias_std=0.1, ln_std=0.1))
+
+
+def compiled(target, fpgas, cfg=SMALL, max_seq=64):
+    return compile_model("small", fpgas, None, target=target, max_seq=max_seq, model=small_model(cfg),
+                         progress=False, stop_after="manifest")
+
+
+def sim_run(s, ids, pos, phase):
+    """Run one call of `phase` on the exact simulator; returns (counters per core, appliance)."""
+    app = s._sim
+    for j, core in enumerate(app.cores):
+        addr = s.plans[j].regions["io.ids"].addr
+        core.hbm.write(addr, np.asarray(ids, "<i4").tobytes(), count=False)
+    entries = [s.manifest["cards"][j]["programs"][phase]["entry"] for j in range(s.fpgas)]
+    return app.run(entries, {"ntok": len(ids), "pos": pos})
+
+
+def load_sim(s):
+    app = SimAppliance(s.target, s.fpgas, "exact")
+    for j, core in enumerate(app.cores):
+        core.hbm.write(0, s.images.hbm[j], count=False)
+        if core.ddr is not None and s.images.ddr[j].size:
+            core.ddr.write(0, s.images.ddr[j], count=False)
+    s._sim = app
+    return s
+
+
+@pytest.mark.parametrize("target,fpgas", [("tiny", 1), ("tiny", 2), ("u280-dfx", 1), ("u280", 2)])
+def test_traffic_equals_simulator(target, fpgas):
+    s = load_sim(compiled(target, fpgas))
+    model = Appliance(s.target, s.programs)
+    ids = [3, 17, 42, 5, 77]
+    for phase, toks, pos in (("summarize", ids, 0), ("generate", [9], len(ids))):
+        got = sim_run(s, toks, pos, phase)
+        c = model._call(phase, len(toks), pos)
+        for j in range(fpgas):
+            assert c.hbm_read[j].tolist() == got[j]["hbm_read_bytes"], (phase, j)
+            assert c.hbm_write[j].tolist() == got[j]["hbm_write_bytes"], (phase, j)
+            assert c.macs[j] == got[j]["macs"]
+            assert c.ring_bytes[j] == got[j]["ring_bytes_sent"]
+            assert c.ddr_bytes[j] == got[j].get("ddr_read_bytes", 0) + got[j].get("ddr_write_bytes", 0)
+        assert c.cycles > 0
+
+
+def test_u280_design_changes_keep_results():
+    """u280 differs from u280-dfx in lanes, port width and scheduling: same logits, bit for bit."""
+    cfg = GPT2Config(n_layer=2, n_embd=128, n_head=2, vocab_size=128, n_positions=64, name="small")
+    out = {}
+    for target in ("u280-dfx", "u280"):
+        s = load_sim(compiled(target, 1, cfg))
+        ids = [1, 2, 3, 4, 5, 6, 7]
+        logits = []
+        for phase, toks, pos in (("summarize", ids, 0), ("generate", [11], len(ids))):
+            sim_run(s, toks, pos, phase)
+            r = s.plans[0].regions["io.logits"]
+            logits.append(bytes(s._sim.cores[0].hbm.read(r.addr, cfg.vocab_size * 2, count=False)))
+        out[target] = logits
+    assert out["u280"] == out["u280-dfx"]
+    assert any(b != 0 for b in out["u280"][1])
+
+
+def test_more_fpgas_less_time_per_token():
+    dec = []
+    for n in (1, 2, 4):
+        p = load_programs("gpt2-medium", n, "u280")
+        dec.append(Appliance(p.target, p.programs).call("generate", 1, 64).seconds)
+    assert dec[0] > dec[1] > dec[2]
+
+
+def test_sync_dominates_eventually():
+    """Tiny per-card work on many cards: the ring's share grows with the card count."""
+    shares = []
+    for n in (2, 8):
+        p = load_programs("gpt2", n, "u280-dfx")
+        c = Appliance(p.target, p.programs).call("generate", 1, 64)
+        shares.append(c.busy["sync"] / c.cycles)
+    assert shares[1] > shares[0] > 0
+
+
+def test_longer_context_more_attention_time():
+    p = load_programs("gpt2", 1, "u280")
+    a = Appliance(p.target, p.programs)
+    short, long = a.call("generate", 1, 16), a.call("generate", 1, 900)
+    assert long.cycles > short.cycles
+    assert long.macs[0] > short.macs[0]
+    assert sum(long.hbm_bytes) > sum(short.hbm_bytes)
+
+
+def test_dfx_summarization_is_token_serial():
+    p = load_programs("gpt2", 1, "u280-dfx")
+    r = Predictor(p, exact=True).predict(16, 2)
+    # one matrix-vector pass per prompt token: about n_in times one token's cost
+    assert r["ttft_ms"] == pytest.approx(16 * r["decode_ms_per_token"], rel=0.05)
+    ours = Predictor(load_programs("gpt2", 1, "u280")).predict(16, 2)
+    assert ours["ttft_ms"] < r["ttft_ms"] / 4
+
+
+def test_latencies_come_from_the_target(tmp_path):
+    src = (TARGET_DIR / "u280-dfx.toml").read_text()
+    path = tmp_path / "slow.toml"
+    path.write_text(src.replace("add_latency = 11          # one adder", "add_latency = 22          # one adder", 1)
+                    .replace('name = "u280-dfx"', 'name = "slow"'))
+    slow = load_target_file(path)
+    assert slow.matrix.add_latency == 22
+    base = load_programs("gpt2", 1, "u280-dfx")
+    a = Appliance(base.target, base.programs).call("generate", 1, 8)
+    b = Appliance(slow, base.programs).call("generate", 1, 8)
+    assert b.cycles > a.cycles
+
+
+def test_perf_section_is_validated(tmp_path):
+    src = (TARGET_DIR / "tiny.toml").read_text()
+    p = tmp_path / "t.toml"
+    p.write_text(src.replace("mpu_interleave_ntiles = 4", "mpu_interleave_ntiles = 0"))
+    with pytest.raises(TargetError, match=r"perf\.mpu_interleave_ntiles must be at least 1"):
+        load_target_file(p)
+    p.write_text(src.replace("call_overhead_us = 20.0", "call_overhead_us = 20.0\nwarp = 3"))
+    with pytest.raises(TargetError, match=r"unknown field perf\.warp"):
+        load_target_file(p)
+
+
+def test_cli_json_keys(capsys):
+    assert cli.main(["gpt2", "--fpgas", "2", "--in", "8", "--out", "4", "--json"]) == 0
+    r = json.loads(capsys.readouterr().out)
+    for k in JSON_KEYS:
+        assert k in r
+    assert r["tokens_per_s"] == pytest.approx(4 / (r["total_ms"] / 1e3))
+    assert 0 < r["hbm_utilization"] < 1
+    assert 0 < r["roofline_ms_per_token"] < r["decode_ms_per_token"]
+    assert set(r["breakdown"]["decode"]) == {"matrix", "vector", "dma", "sync", "other"}
+    assert sum(r["breakdown"]["decode"].values()) == pytest.approx(1, abs=1e-3)
+
+
+@pytest.mark.parametrize("argv,msg", [
+    (["no-such-model"], "no such model or file: no-such-model"),
+    (["gpt2", "--fpgas", "0"], "--fpgas must be at least 1"),
+    (["gpt2", "--in", "2000"], "past the 1024-token context"),
+    (["gpt2", "--target", "nope"], "unknown target 'nope'"),
+])
+def test_cli_one_line_errors(capsys, argv, msg):
+    assert cli.main(argv) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and msg in err and "Traceback" not in err
+
+
+def test_plots(tmp_path):
+    p = load_programs("gpt2", 1, "u280")
+    from dfx.perf.plots import write_plots
+
+    files = write_plots(tmp_path, "not-a-preset", p, Predictor(p), 8, 4)
+    assert {f.name for f in files} == {"latency.png", "roofline.png"}
+    assert all(f.stat().st_size > 1000 and f.read_bytes()[:4] == b"\x89PNG" for f in files)
