@@ -13,24 +13,15 @@ from collections import Counter
 from dfx.arch import isa
 from dfx.arch.encoding import to_asm
 from dfx.arch.layout import ktiles, ntiles
+from dfx.arch.regs import apply_alu, arg_regs, count
 
 
 def walk(prog, ntok: int, pos: int, core: int = 0, ncores: int = 1):
     """Yield (instr, counts) with every count field resolved against the registers."""
-    regs = [0] * isa.NUM_REGS
-    regs[1], regs[2], regs[3], regs[4] = ntok, pos, core, ncores
+    regs = arg_regs(ntok, pos, core, ncores)
     for ins in prog:
-        name = ins.op.name
-        if name == "seti":
-            regs[ins.rd] = ins.imm
-        elif name == "addi":
-            regs[ins.rd] = regs[ins.rs] + ins.imm
-        elif name == "muli":
-            regs[ins.rd] = regs[ins.rs] * ins.imm
-        elif name == "add":
-            regs[ins.rd] = regs[ins.rs] + regs[ins.rt]
-        counts = {f.name: (regs[ins.f[f.name] & 0xF] if ins.f[f.name] & isa.CNT_REG_FLAG else ins.f[f.name])
-                  for f in ins.op.fields if f.kind == "cnt"}
+        apply_alu(ins, regs)
+        counts = {f.name: count(regs, ins.f[f.name]) for f in ins.op.fields if f.kind == "cnt"}
         counts["_regs"] = regs
         yield ins, counts
 

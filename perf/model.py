@@ -40,10 +40,11 @@ from collections import defaultdict, deque
 import numpy as np
 
 from dfx.arch import isa
+from dfx.arch.regs import apply_alu, arg_regs, count
 from dfx.arch.layout import ktiles, ntiles, tile_word_offsets
 from dfx.arch.target import Target
 from dfx.errors import DfxError
-from dfx.sim.memory import channel_split
+from dfx.sim.memory import channel_split, rows_split
 
 UNITS = ("dma", "mpu", "vpu", "net")
 CATEGORY = {"mpu": "matrix", "vpu": "vector", "dma": "dma", "net": "sync"}
@@ -112,10 +113,7 @@ class _Core:
         self.C, self.P = t.hbm.channels, t.port_bytes
 
     # ---- operand helpers
-    def cnt(self, regs, v):
-        if v & isa.CNT_REG_FLAG:
-            return regs[v & 0xF]
-        return v
+    cnt = staticmethod(count)
 
     @staticmethod
     def span(addr, rows, cols, stride):
@@ -125,15 +123,7 @@ class _Core:
 
     def rows_split(self, addr, rows, cols, stride_bytes):
         """Per-channel bytes of rows x cols FP16 words (the simulator's counting)."""
-        C, P = self.C, self.P
-        if rows == 0 or cols == 0:
-            return np.zeros(C, np.int64)
-        if stride_bytes == cols * 2:
-            return channel_split(addr, rows * cols * 2, P, C)
-        out = np.zeros(C, np.int64)
-        for i in range(rows):
-            out += channel_split(addr + i * stride_bytes, cols * 2, P, C)
-        return out
+        return rows_split(addr, rows, cols, stride_bytes, self.P, self.C)
 
     # ---- the schedule of one call (a generator: yields at ring instructions)
     def run(self, ntok: int, pos: int, ids=None):
@@ -141,8 +131,7 @@ class _Core:
         C = self.C
         L, W, VW = t.matrix.lanes, t.matrix.width, t.vector.width
         pf = t.perf
-        regs = [0] * isa.NUM_REGS
-        regs[1], regs[2], regs[3], regs[4] = ntok, pos, self.core, self.n
+        regs = arg_regs(ntok, pos, self.core, self.n)
         q = t.buffers.instr_fifo
         starts = {u: deque() for u in UNITS}  # start times of queued instructions per unit
         free = dict.fromkeys(UNITS, 0.0)  # unit can take its next instruction
@@ -174,14 +163,7 @@ class _Core:
                     dispatch = max([dispatch] + [unit_done[u] for u, b in isa.BARRIER_BITS.items()
                                                  if ins.units & b])
                     continue
-                if name == "seti":
-                    regs[ins.rd] = ins.imm
-                elif name == "addi":
-                    regs[ins.rd] = regs[ins.rs] + ins.imm
-                elif name == "muli":
-                    regs[ins.rd] = regs[ins.rs] * ins.imm
-                elif name == "add":
-                    regs[ins.rd] = regs[ins.rs] + regs[ins.rt]
+                apply_alu(ins, regs)
                 reg_done = max(reg_done, dispatch)
                 continue
             # queue space: the instruction q places earlier in this unit has started

@@ -16,6 +16,7 @@ import numpy as np
 from dfx.arch import isa
 from dfx.arch.encoding import decode, to_asm
 from dfx.arch.layout import ktiles, ntiles, tile_word_offsets, unpack_view
+from dfx.arch.regs import apply_alu, arg_regs
 from dfx.arch.target import Target
 from dfx.errors import AddressError, EncodingError, IllegalInstruction, MachineError, SyncMismatch
 from dfx.sim import numerics as nx
@@ -26,11 +27,6 @@ MAX_PROGRAM = 1 << 20
 BLOCKED = "blocked"
 UNARY_LUT = {"vexp": "exp", "vrecip": "recip", "vrsqrt": "rsqrt"}
 BINARY = {"vadd": np.add, "vsub": np.subtract, "vmul": np.multiply}
-
-
-def _wrap32(v: int) -> int:
-    v &= 0xFFFFFFFF
-    return v - (1 << 32) if v >> 31 else v
 
 
 class RangeCache:
@@ -154,11 +150,7 @@ class Core:
     def run(self, entry: int, args: dict, ring):
         """Generator: execute the program at `entry`; yields BLOCKED while waiting on the ring."""
         self.reset_counters()
-        self.regs = [0] * isa.NUM_REGS
-        self.regs[1] = int(args.get("ntok", 0))
-        self.regs[2] = int(args.get("pos", 0))
-        self.regs[3] = self.id
-        self.regs[4] = self.ncores
+        self.regs = arg_regs(int(args.get("ntok", 0)), int(args.get("pos", 0)), self.id, self.ncores)
         for i, v in enumerate(args.get("extra", ()), start=5):
             self.regs[i] = int(v)
         self.done = False
@@ -265,16 +257,9 @@ class Core:
         pass  # sequential execution: every unit is always drained
 
     def _x_seti(self, ins):
-        self.regs[ins.rd] = _wrap32(ins.imm)
+        apply_alu(ins, self.regs)
 
-    def _x_addi(self, ins):
-        self.regs[ins.rd] = _wrap32(self.regs[ins.rs] + ins.imm)
-
-    def _x_muli(self, ins):
-        self.regs[ins.rd] = _wrap32(self.regs[ins.rs] * ins.imm)
-
-    def _x_add(self, ins):
-        self.regs[ins.rd] = _wrap32(self.regs[ins.rs] + self.regs[ins.rt])
+    _x_addi = _x_muli = _x_add = _x_seti
 
     # ------------------------------------------------------------------ DMA
     def _x_load(self, ins):

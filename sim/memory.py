@@ -32,6 +32,18 @@ def channel_split(addr: int, nbytes: int, port_bytes: int, channels: int) -> np.
     return out
 
 
+def rows_split(addr: int, rows: int, cols: int, stride: int, port_bytes: int, channels: int) -> np.ndarray:
+    """Bytes per channel of rows x cols FP16 words at `addr` with a row stride in bytes."""
+    if rows == 0 or cols == 0:
+        return np.zeros(channels, np.int64)
+    if stride == cols * 2:
+        return channel_split(addr, rows * cols * 2, port_bytes, channels)
+    out = np.zeros(channels, np.int64)
+    for r in range(rows):
+        out += channel_split(addr + r * stride, cols * 2, port_bytes, channels)
+    return out
+
+
 class Memory:
     """A flat byte-addressed memory that grows on demand up to its capacity."""
 
@@ -97,11 +109,7 @@ class Memory:
         return np.lib.stride_tricks.as_strided(base, (rows, cols), (stride, 2))
 
     def _count_rows(self, counter, addr, rows, cols, stride):
-        if stride == cols * 2:
-            counter += channel_split(addr, rows * cols * 2, self.port_bytes, self.channels)
-        else:
-            for r in range(rows):
-                counter += channel_split(addr + r * stride, cols * 2, self.port_bytes, self.channels)
+        counter += rows_split(addr, rows, cols, stride, self.port_bytes, self.channels)
 
     def write_rows16(self, addr: int, data: np.ndarray, stride: int) -> None:
         rows, cols = data.shape
