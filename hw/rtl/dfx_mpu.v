@@ -1,0 +1,217 @@
+// dfx matrix unit: LANES dot products of WIDTH FP16 products per cycle, valid/ready in and out.
+//
+// in beat (one k-tile of one output row for LANES columns):
+//   x[W] (FP16, broadcast to every lane), w[L][W] (lane j's weights at w[(j*W + k)*16 +: 16]),
+//   kmask[W] (k < K: products with a clear bit are +0), first / last (first and last k-tile),
+//   bias[L], bias_en, scale (FP16 bits, 0 = none), gelu, mask_en, mask_lim (pos + i: column c
+//   is -inf when c > mask_lim), col0 (column of lane 0), lane_mask[L] (columns < N),
+//   row_last (the last column group of the output row).
+// out beat (one per `last` in beat): y[L] (FP16), col0, row_last, and on row_last the row
+//   maximum (nx.chunked_max over the row's columns in groups of L) and the first argmax
+//   (nx.argmax16: index and bits).
+// Per lane: acc = sum over k-tiles in order of tree_W(f32(x[k]) f32(w[k])) (FP32 RNE);
+// (bias) acc += f32(bias); (scale) acc *= f32(scale); y = rne16(acc); (gelu) y = gelu16(y);
+// (mask) y = -inf where masked. Disabled bias adds -0 and disabled scale multiplies by 1,
+// both exact identities. One beat per cycle in steady state (LANES x WIDTH MACs per cycle).
+`default_nettype none
+
+module dfx_mpu #(
+    parameter integer LANES = 4,
+    parameter integer WIDTH = 8,
+    parameter integer MUL_LAT = 2,
+    parameter integer ADD_LAT = 2
+) (
+    input  wire                      clk,
+    input  wire                      rst,
+    input  wire                      in_valid,
+    output wire                      in_ready,
+    input  wire [16*WIDTH-1:0]       in_x,
+    input  wire [16*LANES*WIDTH-1:0] in_w,
+    input  wire [WIDTH-1:0]          in_kmask,
+    input  wire                      in_first,
+    input  wire                      in_last,
+    input  wire [16*LANES-1:0]       in_bias,
+    input  wire                      in_bias_en,
+    input  wire [15:0]               in_scale,
+    input  wire                      in_gelu,
+    input  wire                      in_mask_en,
+    input  wire [31:0]               in_mask_lim,
+    input  wire [31:0]               in_col0,
+    input  wire [LANES-1:0]          in_lane_mask,
+    input  wire                      in_row_last,
+    output wire                      out_valid,
+    input  wire                      out_ready,
+    output reg  [16*LANES-1:0]       out_y,
+    output reg  [31:0]               out_col0,
+    output reg                       out_row_last,
+    output reg  [15:0]               out_rowmax,
+    output reg  [31:0]               out_argmax,
+    output reg  [15:0]               out_argval
+);
+    localparam integer L = LANES;
+    localparam integer W = WIDTH;
+    localparam integer D_ACC = MUL_LAT + $clog2(W) * ADD_LAT;      // tree output
+    localparam integer GL = 3 * ADD_LAT + 2 * MUL_LAT + 1;          // GELU
+    localparam integer D_Y = D_ACC + 1 + ADD_LAT + MUL_LAT + 1;     // rne16 result
+    localparam integer LAT = D_Y + GL + 1;                          // output register
+
+    // ---------------------------------------------------------------- control
+    reg  [LAT-1:0] vsh;
+    wire last_end;
+    assign out_valid = vsh[LAT-1] && last_end;
+    wire en = !out_valid || out_ready;
+    assign in_ready = en;
+    always @(posedge clk)
+        if (rst) vsh <= {LAT{1'b0}};
+        else if (en) vsh <= {vsh[LAT-2:0], in_valid};
+
+    // sideband, segment by segment
+    localparam integer PW = 1 + 1 + 32 + 32 + L + 1;                // gelu mask_en lim col0 lanes row_last
+    localparam integer SW = 2 + 16 * L + 1 + 16 + PW;               // first last bias bias_en scale post
+    wire [PW-1:0] post0 = {in_gelu, in_mask_en, in_mask_lim, in_col0, in_lane_mask, in_row_last};
+    wire [SW-1:0] sb0 = {in_first, in_last, in_bias, in_bias_en, in_scale, post0};
+    wire [SW-1:0] sb_acc;
+    dfx_delay #(.W(SW), .LAT(D_ACC)) u_sb1 (.clk(clk), .en(en), .d(sb0), .q(sb_acc));
+    wire first_acc = sb_acc[SW-1];
+    wire v_acc = vsh[D_ACC-1];
+    wire [SW-2:0] sb_a1;                                            // last bias bias_en scale post
+    dfx_delay #(.W(SW-1), .LAT(1)) u_sb2 (.clk(clk), .en(en), .d(sb_acc[SW-2:0]), .q(sb_a1));
+    wire [16*L-1:0] bias_a1 = sb_a1[SW-3 -: 16*L];
+    wire bias_en_a1 = sb_a1[16 + PW];
+    wire [1+16+PW-1:0] sb_b;                                        // last scale post
+    dfx_delay #(.W(1+16+PW), .LAT(ADD_LAT)) u_sb3 (.clk(clk), .en(en),
+        .d({sb_a1[SW-2], sb_a1[16+PW-1:0]}), .q(sb_b));
+    wire [15:0] scale_b = sb_b[16+PW-1 -: 16];
+    wire [PW:0] sb_y;                                               // last post
+    dfx_delay #(.W(PW+1), .LAT(MUL_LAT + 1)) u_sb4 (.clk(clk), .en(en),
+        .d({sb_b[16+PW], sb_b[PW-1:0]}), .q(sb_y));
+    wire gelu_y = sb_y[PW-1];
+    wire [PW:0] sb_m;
+    dfx_delay #(.W(PW+1), .LAT(GL)) u_sb5 (.clk(clk), .en(en), .d(sb_y), .q(sb_m));
+    wire mask_en_m = sb_m[PW-2];
+    wire [31:0] lim_m = sb_m[PW-3 -: 32];
+    wire [31:0] col0_m = sb_m[PW-35 -: 32];
+    wire [L-1:0] lanes_m = sb_m[L:1];
+    wire row_last_m = sb_m[0];
+    wire v_m = vsh[LAT-2];
+    wire last_m = sb_m[PW];
+    reg  last_q;
+    always @(posedge clk)
+        if (en) last_q <= last_m;
+    assign last_end = last_q;
+
+    // ---------------------------------------------------------------- lanes
+    wire [31:0] sc32;
+    dfx_f16_to_f32 u_sc (.a(scale_b), .y(sc32));
+    wire [31:0] scale_f = (scale_b == 16'd0) ? 32'h3F800000 : sc32;
+    wire [16*L-1:0] ym;                      // masked FP16 results at depth LAT - 1
+    genvar j, k;
+    generate
+        for (j = 0; j < L; j = j + 1) begin : g_lane
+            wire [32*W-1:0] p;
+            for (k = 0; k < W; k = k + 1) begin : g_mul
+                wire [31:0] p0;
+                dfx_f16_mul_c u_m (.a(in_x[16*k +: 16]), .b(in_w[16*(j*W + k) +: 16]), .y(p0));
+                dfx_delay #(.W(32), .LAT(MUL_LAT)) u_d (.clk(clk), .en(en),
+                    .d(in_kmask[k] ? p0 : 32'd0), .q(p[32*k +: 32]));
+            end
+            wire [31:0] s;
+            dfx_add_tree #(.N(W), .LAT(ADD_LAT)) u_tree (.clk(clk), .en(en), .d(p), .q(s));
+            reg  [31:0] acc;
+            wire [31:0] acc_sum;
+            dfx_f32_add_c u_acc (.a(acc), .b(s), .y(acc_sum));
+            always @(posedge clk)
+                if (en && v_acc)
+                    acc <= first_acc ? s : acc_sum;
+            wire [31:0] b32;
+            dfx_f16_to_f32 u_cb (.a(bias_a1[16*j +: 16]), .y(b32));
+            wire [31:0] ab;
+            dfx_f32_add_p #(.LAT(ADD_LAT)) u_bias (.clk(clk), .en(en), .a(acc),
+                .b(bias_en_a1 ? b32 : 32'h80000000), .y(ab));
+            wire [31:0] as;
+            dfx_f32_mul_p #(.LAT(MUL_LAT)) u_scale (.clk(clk), .en(en), .a(ab), .b(scale_f), .y(as));
+            wire [15:0] y0;
+            wire [15:0] y1;
+            dfx_f32_to_f16 u_r (.a(as), .y(y0));
+            dfx_delay #(.W(16), .LAT(1)) u_dy (.clk(clk), .en(en), .d(y0), .q(y1));
+            wire [15:0] yg;
+            wire [15:0] yp;
+            dfx_gelu16_p #(.ADD_LAT(ADD_LAT), .MUL_LAT(MUL_LAT)) u_gelu (.clk(clk), .en(en), .x(y1), .y(yg));
+            dfx_delay #(.W(16), .LAT(GL)) u_dp (.clk(clk), .en(en), .d(y1), .q(yp));
+            wire [16:0] gsel;
+            dfx_delay #(.W(1), .LAT(GL)) u_dg (.clk(clk), .en(en), .d(gelu_y), .q(gsel[16]));
+            assign gsel[15:0] = gsel[16] ? yg : yp;
+            wire masked = mask_en_m && ((col0_m + j) > lim_m);
+            assign ym[16*j +: 16] = masked ? 16'hFC00 : gsel[15:0];
+        end
+    endgenerate
+
+    // ---------------------------------------------------------------- row max and argmax
+    wire [16*L-1:0] rv;                      // padded lanes read as -inf
+    generate
+        for (j = 0; j < L; j = j + 1) begin : g_rv
+            assign rv[16*j +: 16] = lanes_m[j] ? ym[16*j +: 16] : 16'hFC00;
+        end
+    endgenerate
+    wire [15:0] bmax;
+    dfx_max_tree #(.N(L)) u_mt (.d(rv), .q(bmax));
+    // argmax over the lanes: NaN reads as -inf, ties keep the lower index
+    reg  [15:0] ab_v;
+    reg  [31:0] ab_i;
+    reg  signed [16:0] ab_k;
+    wire signed [16:0] kl [0:L-1];
+    generate
+        for (j = 0; j < L; j = j + 1) begin : g_key
+            wire signed [16:0] kr;
+            dfx_key16 u_k (.a(rv[16*j +: 16]), .k(kr));
+            wire nan = (rv[16*j+10 +: 5] == 5'd31) && (rv[16*j +: 10] != 10'd0);
+            assign kl[j] = nan ? -17'sd31744 : kr;             // key of -inf
+        end
+    endgenerate
+    integer q;
+    always @* begin
+        ab_v = rv[15:0];
+        ab_i = col0_m;
+        ab_k = kl[0];
+        for (q = 1; q < L; q = q + 1)
+            if (kl[q] > ab_k) begin
+                ab_k = kl[q];
+                ab_v = rv[16*q +: 16];
+                ab_i = col0_m + q;
+            end
+    end
+    // running row state
+    reg         run_v;
+    reg  [15:0] run_max;
+    reg  [15:0] run_av;
+    reg  [31:0] run_ai;
+    reg  signed [16:0] run_ak;
+    wire [15:0] mx;
+    dfx_max16_c u_rm (.a(run_max), .b(bmax), .y(mx));
+    wire take = !run_v || (ab_k > run_ak);
+    wire fire_m = en && v_m && last_m;
+    always @(posedge clk) begin
+        if (rst)
+            run_v <= 1'b0;
+        else if (fire_m)
+            run_v <= !row_last_m;
+        if (fire_m) begin
+            run_max <= run_v ? mx : bmax;
+            if (take) begin
+                run_av <= ab_v;
+                run_ai <= ab_i;
+                run_ak <= ab_k;
+            end
+        end
+        if (en) begin
+            out_y <= ym;
+            out_col0 <= col0_m;
+            out_row_last <= row_last_m;
+            out_rowmax <= run_v ? mx : bmax;
+            out_argval <= take ? ab_v : run_av;
+            out_argmax <= take ? ab_i : run_ai;
+        end
+    end
+endmodule
+
+`default_nettype wire

@@ -1,0 +1,124 @@
+"""RTL regression: every cocotb bench on Icarus and Verilator, plus the Verilator lint.
+
+Parameters come from the targets (dfx.arch.target.load_target), never typed here. The
+regression runs on `tiny`; DFX's 16 x 64 configuration (u280-dfx) gets a smoke test; every target is linted.
+Build folders: build/hw/<simulator>/<bench>-<target>/ (gitignored).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from dfx.arch.target import load_target
+
+pytestmark = pytest.mark.rtl
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[1]
+RTL = ROOT / "hw" / "rtl"
+TB = HERE / "tb"
+BUILD = ROOT / "build" / "hw"
+SIMS = ["icarus", "verilator"]
+
+
+def sources():
+    return sorted(RTL.glob("*.v")) + sorted(TB.glob("*.v"))
+
+
+def params(bench: str, tname: str) -> dict:
+    t = load_target(tname)
+    m, v = t.matrix, t.vector
+    if bench == "fp":
+        return {"MUL_LAT": m.mul_latency, "ADD_LAT": m.add_latency}
+    if bench == "mpu":
+        return {"LANES": m.lanes, "WIDTH": m.width, "MUL_LAT": m.mul_latency, "ADD_LAT": m.add_latency}
+    if bench == "vpu":
+        return {"VWIDTH": v.width, "MUL_LAT": v.mul_latency, "ADD_LAT": v.add_latency,
+                "RECIP_LAT": v.recip_latency, "RSQRT_LAT": v.rsqrt_latency}
+    raise KeyError(bench)
+
+
+TOPS = {"fp": "dfx_fp_tb", "mpu": "dfx_mpu", "vpu": "dfx_vpu"}
+
+
+def have(sim: str) -> bool:
+    return shutil.which("iverilog" if sim == "icarus" else "verilator") is not None
+
+
+def run_bench(sim: str, bench: str, tname: str = "tiny", testcase=None):
+    if not have(sim):
+        pytest.skip(f"{sim} is not installed")
+    from cocotb_tools.runner import get_results, get_runner
+
+    top = TOPS[bench]
+    bdir = BUILD / sim / f"{bench}-{tname}"
+    p = params(bench, tname)
+    r = get_runner(sim)
+    args = []
+    if sim == "verilator":
+        # the u280 models are large (1,024 multipliers): C++ at -O0 builds several times faster,
+        # and a smoke test runs only a few hundred cycles
+        args = ["-Wno-fatal"] + (["-CFLAGS", "-O0"] if tname != "tiny" else [])
+    r.build(sources=sources(), hdl_toplevel=top, parameters=p, build_dir=bdir, includes=[RTL],
+            timescale=("1ns", "1ps"), build_args=args)
+    xml = bdir / "results.xml"
+    try:
+        r.test(hdl_toplevel=top, test_module=f"cocotb_{bench}", test_dir=HERE, build_dir=bdir,
+               testcase=testcase, extra_env={"DFX_TARGET": tname}, results_xml=str(xml))
+    except SystemExit as e:  # the runner exits when a cocotb test fails
+        n, f = get_results(xml) if xml.exists() else (0, 0)
+        pytest.fail(f"{bench} on {sim}: {f} of {n} cocotb tests failed (log above)", pytrace=False)
+    n, f = get_results(xml)
+    assert n > 0 and f == 0, f"{bench} on {sim}: {f} of {n} cocotb tests failed"
+
+
+@pytest.mark.parametrize("sim", SIMS)
+@pytest.mark.parametrize("bench", ["fp", "mpu", "vpu"])
+def test_tiny(sim, bench):
+    run_bench(sim, bench, "tiny")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sim", SIMS)
+@pytest.mark.parametrize("bench", ["mpu", "vpu"])
+def test_u280_smoke(sim, bench):
+    """DFX's configuration (u280-dfx: 16 x 64 MPU, 64-wide VPU): one smoke stream each. On Verilator
+    the C++ build of these models takes about 5 minutes each on 2 cores, so it runs only with
+    DFX_RTL_U280_VERILATOR=1 (Icarus always runs it)."""
+    if sim == "verilator" and os.environ.get("DFX_RTL_U280_VERILATOR") != "1":
+        pytest.skip("u280 Verilator build is slow: set DFX_RTL_U280_VERILATOR=1")
+    run_bench(sim, bench, "u280-dfx", testcase="smoke")
+
+
+def _modules():
+    import re
+    out = []
+    for f in sorted(RTL.glob("*.v")):
+        m = re.search(r"^module\s+(\w+)", f.read_text(), re.M)
+        out.append(m.group(1))
+    return out
+
+
+@pytest.mark.parametrize("tname", ["tiny", "u280-dfx", "u280"])
+def test_lint(tname):
+    """verilator --lint-only -Wall: no warning on any module, target parameters on the units."""
+    exe = shutil.which("verilator")
+    if exe is None:
+        pytest.skip("verilator is not installed")
+    failures = []
+    for mod in _modules():
+        gp = []
+        for bench, top in TOPS.items():
+            if top == mod:
+                gp = [f"-G{k}={v}" for k, v in params(bench, tname).items()]
+        cmd = [exe, "--lint-only", "-Wall", f"-I{RTL}", "-y", str(RTL), "--top-module", mod, *gp,
+               str(RTL / f"{mod}.v")]
+        r = subprocess.run(cmd, capture_output=True, text=True)
+        if r.returncode != 0 or "%Warning" in r.stderr:
+            failures.append(f"{mod}:\n{r.stderr[-2000:]}")
+    assert not failures, "\n".join(failures)
