@@ -33,11 +33,9 @@ class Instr:
     op: isa.Op
     f: dict
 
-    def __getattr__(self, name):
-        try:
-            return self.__dict__["f"][name]
-        except KeyError:
-            raise AttributeError(name) from None
+    def __post_init__(self):  # fields as plain attributes: the interpreters read them often
+        for k, v in self.f.items():
+            object.__setattr__(self, k, v)
 
     def __str__(self):
         return to_asm(self)
