@@ -40,6 +40,18 @@ def close(got_bits, ref, rel=2e-3, abs_=1e-3):
     assert np.allclose(got, ref, rtol=rel, atol=abs_), np.abs(got - ref).max()
 
 
+# ------------------------------------------------------------------ control
+def test_registers_alu_barrier_nop():
+    prog = [make("seti", rd="r5", imm=7), make("addi", rd="r6", rs="r5", imm=-10), make("muli", rd="r7", rs="r6", imm=3),
+            make("add", rd="r8", rs="r7", rt="r1"), make("seti", rd="r9", imm=0x7FFFFFFF),
+            make("addi", rd="r9", rs="r9", imm=1), make("barrier", units=15), make("nop")]
+    ap, cnt = run(prog, args={"ntok": 4, "pos": 2})
+    r = ap.cores[0].regs
+    assert r[5:10] == [7, -3, -9, -5, -(1 << 31)]  # 32-bit wrap
+    assert r[1:5] == [4, 2, 0, 1]  # the host's arguments: ntok, pos, core, ncores
+    assert cnt[0]["instructions"]["ctrl"] == 9
+
+
 # ------------------------------------------------------------------ data movement
 def test_load_store_with_strides_and_index_register():
     mem = f16(RNG.standard_normal((6, 10)))

@@ -454,3 +454,20 @@ def test_onnx_n_head_argument_must_agree(exports):
     assert load_onnx(exports["eager_full"], n_head=4).config.n_head == 4
     with pytest.raises(ModelError, match="n_head 8 was given but the graph splits attention into 4 heads"):
         load_onnx(exports["eager_full"], n_head=8)
+
+
+def test_hf_folder_and_its_onnx_export_give_equivalent_bundles(tiny, exports, tmp_path):
+    """The same model through both frontends: identical programs and HBM/DDR images."""
+    from dfx.compiler.bundle import Bundle
+    from dfx.compiler.driver import compile_model
+
+    folder = tiny[0]
+    compile_model(str(folder), 2, tmp_path / "hf", target="tiny", progress=False)
+    compile_model(str(exports["eager_dyn"]), 2, tmp_path / "onnx", target="tiny", progress=False)
+    a, b = Bundle(tmp_path / "hf"), Bundle(tmp_path / "onnx")
+    assert a.manifest["weights"]["kind"] == "hf" and b.manifest["weights"]["kind"] == "onnx"
+    for ca, cb in zip(a.cards, b.cards):
+        assert [c["sha256"] for c in ca["hbm_channels"]] == [c["sha256"] for c in cb["hbm_channels"]]
+        assert ca.get("ddr") == cb.get("ddr")
+        assert {p: v["sha256"] for p, v in ca["programs"].items()} == \
+               {p: v["sha256"] for p, v in cb["programs"].items()}
