@@ -55,14 +55,21 @@ def pack_tiles(w: np.ndarray, lanes: int, width: int, wn: int | None = None) -> 
 
 def unpack_view(words: np.ndarray, K: int, N: int, lanes: int, width: int, wn: int) -> np.ndarray:
     """Inverse of pack_tiles on a uint16 array starting at the base: a K x N array (copy)."""
+    return unpack_batch(words, K, N, lanes, width, wn)[0]
+
+
+def unpack_batch(words: np.ndarray, K: int, N: int, lanes: int, width: int, wn: int,
+                 batch: int = 1, bstride: int = 0) -> np.ndarray:
+    """`batch` matrices whose tiles start `bstride` tiles apart: a (batch, K, N) array (copy)."""
     KT, NT = ktiles(K, width), ntiles(N, lanes)
-    need = ((NT - 1) * wn + KT) * lanes * width
+    tw = lanes * width
+    need = (batch - 1) * bstride * tw + ((NT - 1) * wn + KT) * tw
     if words.size < need:
         raise ValueError("tile stream too short")
     s = words.strides[0]
     t = np.lib.stride_tricks.as_strided(
-        words, (NT, KT, lanes, width), (wn * lanes * width * s, lanes * width * s, width * s, s))
-    return t.transpose(1, 3, 0, 2).reshape(KT * width, NT * lanes)[:K, :N]
+        words, (batch, NT, KT, lanes, width), (bstride * tw * s, wn * tw * s, tw * s, width * s, s))
+    return t.transpose(0, 2, 4, 1, 3).reshape(batch, KT * width, NT * lanes)[:, :K, :N]
 
 
 def tile_bytes_needed(K: int, N: int, lanes: int, width: int, wn: int | None = None) -> int:

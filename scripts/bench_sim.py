@@ -60,7 +60,7 @@ def bench(preset, mode, repeat):
     sim = min(_timed(lambda p=p: step(ap, state, "generate", [ids[-1]], p)) for p in range(PROMPT + 1, PROMPT + 1 + repeat))
     # the same matrices: the weight regions' entries of the simulator's cache
     weights = {r.addr for r in state.plans[0].regions.values() if r.kind == "weights"}
-    mats = [v[2] for k, v in ap.cores[0].wcache.entries.items() if k[0] in weights]
+    mats = [v[2][0] for k, v in ap.cores[0].wcache.entries.items() if k[0] in weights]
     xs = [rng.standard_normal((1, m.shape[0])).astype(np.float32) for m in mats]
     ref = min(_timed(lambda: [x @ m for x, m in zip(xs, mats)]) for _ in range(repeat))
     macs = sum(m.size for m in mats)

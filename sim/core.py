@@ -15,7 +15,7 @@ import numpy as np
 
 from dfx.arch import isa
 from dfx.arch.encoding import decode, to_asm
-from dfx.arch.layout import ktiles, ntiles, tile_word_offsets, unpack_view
+from dfx.arch.layout import ktiles, ntiles, tile_word_offsets, unpack_batch
 from dfx.arch.regs import apply_alu, arg_regs
 from dfx.arch.target import Target
 from dfx.errors import AddressError, EncodingError, IllegalInstruction, MachineError, SyncMismatch
@@ -30,12 +30,21 @@ BINARY = {"vadd": np.add, "vsub": np.subtract, "vmul": np.multiply}
 
 
 class RangeCache:
-    """Data derived from memory ranges (FP32 weights, decoded programs), dropped when written."""
+    """Data derived from memory ranges (FP32 weights, decoded programs), dropped when written.
+
+    Entries are indexed by 1 MiB buckets of address, so a write looks only at the entries
+    near it (KV-cache appends happen every layer of every step, beside hundreds of weights)."""
+
+    SHIFT = 20
 
     def __init__(self, limit_bytes: int):
         self.limit = limit_bytes
         self.entries: dict = {}  # key -> (lo, hi, value, nbytes); insertion order = age
+        self.buckets: dict = {}  # bucket -> set of keys
         self.size = 0
+
+    def _span(self, lo, hi):
+        return range(lo >> self.SHIFT, ((max(hi, lo + 1) - 1) >> self.SHIFT) + 1)
 
     def get(self, key):
         e = self.entries.get(key)
@@ -44,16 +53,34 @@ class RangeCache:
     def put(self, key, lo, hi, value, nbytes):
         if nbytes > self.limit:
             return
+        if key in self.entries:
+            self._drop(key)
         while self.size + nbytes > self.limit and self.entries:
             self._drop(next(iter(self.entries)))
         self.entries[key] = (lo, hi, value, nbytes)
+        for b in self._span(lo, hi):
+            self.buckets.setdefault(b, set()).add(key)
         self.size += nbytes
 
     def _drop(self, key):
-        self.size -= self.entries.pop(key)[3]
+        lo, hi, _v, nbytes = self.entries.pop(key)
+        for b in self._span(lo, hi):
+            keys = self.buckets.get(b)
+            if keys is not None:
+                keys.discard(key)
+                if not keys:
+                    del self.buckets[b]
+        self.size -= nbytes
 
     def invalidate(self, lo, hi):
-        dead = [k for k, e in self.entries.items() if e[0] < hi and lo < e[1]]
+        if not self.entries:
+            return
+        dead = set()
+        for b in self._span(lo, hi):
+            for k in self.buckets.get(b, ()):
+                e = self.entries[k]
+                if e[0] < hi and lo < e[1]:
+                    dead.add(k)
         for k in dead:
             self._drop(k)
 
@@ -223,8 +250,9 @@ class Core:
         if self._vcheck(addr, rows, cols, stride):
             self._view(addr, rows, cols, stride)[...] = data
 
-    def weights(self, mem: Memory, cache: RangeCache, addr, K, N, wn) -> np.ndarray:
-        """The K x N FP32 matrix of the tiles at `addr` (cached until the range is written)."""
+    def weights(self, mem: Memory, cache: RangeCache, addr, K, N, wn, batch=1, wbs=0) -> np.ndarray:
+        """The (batch, K, N) FP32 matrices of the tiles at `addr`, `wbs` tiles apart
+        (cached until the range is written)."""
         t = self.t
         L, W = t.matrix.lanes, t.matrix.width
         KT, NT = ktiles(K, W), ntiles(N, L)
@@ -232,14 +260,14 @@ class Core:
             raise IllegalInstruction(f"weight address 0x{addr:x} is not aligned to the {t.tile_bytes}-byte tile")
         if NT > 1 and wn < KT:
             raise IllegalInstruction(f"n-tile stride wn={wn} is less than the {KT} k-tiles of k={K}")
-        span = ((NT - 1) * wn + KT) * t.tile_bytes
+        span = ((batch - 1) * wbs + (NT - 1) * wn + KT) * t.tile_bytes
         # every tile is one beat on every channel
-        mem.read_bytes += KT * NT * t.tile_bytes // mem.channels
-        key = (addr, K, N, wn)
+        mem.read_bytes += batch * KT * NT * t.tile_bytes // mem.channels
+        key = (addr, K, N, wn, batch, wbs)
         wf = cache.get(key)
         if wf is None:
             words = mem.read(addr, span, count=False).view(np.uint16)
-            wf = nx.f32(unpack_view(words, K, N, L, W, wn))
+            wf = nx.f32(unpack_batch(words, K, N, L, W, wn, batch, wbs))
             cache.put(key, addr, addr + span, wf, wf.nbytes)
         return wf
 
@@ -317,10 +345,9 @@ class Core:
         name = ins.op.name
         x0 = ins.x + self.regs[ins.xreg] * ins.xs
         xs = [nx.f32(self.vread(x0 + b * ins.xbs, M, K, ins.xs)) for b in range(B)]
-        ws = [self.weights(self.hbm, self.wcache, ins.w + b * ins.wbs * t.tile_bytes, K, N, ins.wn)
-              for b in range(B)]
+        ws = self.weights(self.hbm, self.wcache, ins.w, K, N, ins.wn, B, ins.wbs)  # (B, K, N)
         if self.mode == "fast" and B > 1:  # one batched BLAS call for all heads
-            acc = np.matmul(np.stack(xs), np.stack(ws))
+            acc = np.matmul(np.stack(xs), ws)
         else:
             acc = np.stack([self.kernel(x, w, W) for x, w in zip(xs, ws)])
         if ins.bias:
