@@ -212,20 +212,25 @@ class XrtDevice(Device):
         beat = addr // P
         return beat % C, (beat // C) * P + addr % P
 
-    def write_mem(self, space, addr, data):
-        # host I/O is small and aligned to a beat: one channel at a time
-        for off in range(0, len(data), self.t.port_bytes):
+    def _chunks(self, space, addr, nbytes):
+        """Host I/O split at beat boundaries: (port, offset in that port's buffer, offset in data, bytes)."""
+        P = self.t.port_bytes
+        off = 0
+        while off < nbytes:
             port, caddr = self._locate(space, addr + off)
-            chunk = np.frombuffer(data[off: off + self.t.port_bytes], np.uint8)
+            n = min(P - (addr + off) % P, nbytes - off)
+            yield port, caddr, off, n
+            off += n
+
+    def write_mem(self, space, addr, data):
+        for port, caddr, off, n in self._chunks(space, addr, len(data)):
             bo = self.bos[port]
-            bo.write(chunk, caddr)
-            bo.sync(self.pyxrt.xclBOSyncDirection.XCL_BO_SYNC_BO_TO_DEVICE, chunk.size, caddr)
+            bo.write(np.frombuffer(data[off: off + n], np.uint8), caddr)
+            bo.sync(self.pyxrt.xclBOSyncDirection.XCL_BO_SYNC_BO_TO_DEVICE, n, caddr)
 
     def read_mem(self, space, addr, nbytes):
         out = bytearray()
-        for off in range(0, nbytes, self.t.port_bytes):
-            port, caddr = self._locate(space, addr + off)
-            n = min(self.t.port_bytes, nbytes - off)
+        for port, caddr, _off, n in self._chunks(space, addr, nbytes):
             bo = self.bos[port]
             bo.sync(self.pyxrt.xclBOSyncDirection.XCL_BO_SYNC_BO_FROM_DEVICE, n, caddr)
             out += bytes(bo.read(n, caddr))
@@ -292,17 +297,13 @@ class PynqDevice(XrtDevice):
         self.bufs[channel] = buf
 
     def write_mem(self, space, addr, data):
-        for off in range(0, len(data), self.t.port_bytes):
-            port, caddr = self._locate(space, addr + off)
-            chunk = np.frombuffer(data[off: off + self.t.port_bytes], np.uint8)
-            self.bufs[port][caddr: caddr + chunk.size] = chunk
+        for port, caddr, off, n in self._chunks(space, addr, len(data)):
+            self.bufs[port][caddr: caddr + n] = np.frombuffer(data[off: off + n], np.uint8)
             self.bufs[port].sync_to_device()
 
     def read_mem(self, space, addr, nbytes):
         out = bytearray()
-        for off in range(0, nbytes, self.t.port_bytes):
-            port, caddr = self._locate(space, addr + off)
-            n = min(self.t.port_bytes, nbytes - off)
+        for port, caddr, _off, n in self._chunks(space, addr, nbytes):
             self.bufs[port].sync_from_device()
             out += self.bufs[port][caddr: caddr + n].tobytes()
         return bytes(out)
