@@ -2,8 +2,9 @@
 
 Greedy decoding in FP32 by HF transformers is the reference: the appliance (exact and fast
 modes, N = 1, 2 and 4 cards) must give identical tokens over 32 new tokens, on the demo
-model and on random models whose logits are decisive (weights drawn with a large std:
-at HF's 0.02 the logits are near-uniform and FP16 rounding alone would flip choices).
+model and on random models whose logits are decisive (at HF's init std of 0.02 the logits
+are near-uniform and FP16 rounding alone would flip choices: std 0.1, a 512-token
+vocabulary, and seeds whose top-2 gaps stay clear of the FP16 error, which each test checks).
 The per-step logit error against HF is written to build/parity.json.
 """
 
@@ -26,17 +27,26 @@ REPORT = ROOT / "build" / "parity.json"
 NEW = 32
 PROMPT = [464, 2068, 7586, 21831, 18045, 625, 262, 16931, 3290, 13]  # "The quick brown fox jumps over the lazy dog."
 
-RANDOM = {  # name: (layers, d, heads, std)
-    "rand-l2-d128-h4": (2, 128, 4, 0.1),
-    "rand-l1-d384-h6": (1, 384, 6, 0.08),  # uneven at N=4: 2, 2, 1, 1 heads
+SMALL_PROMPT = [46, 20, 75, 218, 180, 62, 262, 169, 329, 13]
+# name: (layers, d, heads, std, seed), vocabulary 512. With 50,257 random logits some step of
+# 32 always has a near-tie; these seeds were picked (by HF alone) for decisive choices: the
+# smallest top-2 gap over the 32 steps is 0.8 % to 2 % of the largest logit.
+RANDOM = {
+    "rand-l2-d128-h4": (2, 128, 4, 0.1, 5),
+    "rand-l3-d256-h8": (3, 256, 8, 0.1, 3),
+    "rand-l1-d384-h6": (1, 384, 6, 0.1, 2),  # uneven at N=4: 2, 2, 1, 1 heads
 }
 
 
-def _random_model(folder: Path, layers, d, heads, std, seed=0):
+def prompt(name):
+    return PROMPT if name == "demo" else SMALL_PROMPT
+
+
+def _random_model(folder: Path, layers, d, heads, std, seed):
     torch.manual_seed(seed)
-    cfg = GPT2Config(n_layer=layers, n_embd=d, n_head=heads, n_positions=128, initializer_range=std)
-    m = GPT2LMHeadModel(cfg).eval()
-    m.save_pretrained(folder)
+    cfg = GPT2Config(n_layer=layers, n_embd=d, n_head=heads, n_positions=128, vocab_size=512,
+                     initializer_range=std, bos_token_id=0, eos_token_id=0)
+    GPT2LMHeadModel(cfg).eval().save_pretrained(folder)
     return folder
 
 
@@ -59,7 +69,7 @@ def hf_runs(models):
             m = GPT2LMHeadModel.from_pretrained(models[name], dtype=torch.float32, attn_implementation="eager").eval()
             toks, logits = [], []
             with torch.no_grad():
-                out = m(torch.tensor([PROMPT]), use_cache=True)
+                out = m(torch.tensor([prompt(name)]), use_cache=True)
                 for _ in range(NEW):
                     lg = out.logits[0, -1].float().numpy()
                     toks.append(int(lg.argmax()))
@@ -83,7 +93,16 @@ def bundles(models, tmp_path_factory):
     return get
 
 
-_report: dict = {}
+def _record(key, entry):
+    """Merge one run into build/parity.json (under a lock: pytest-xdist workers share it)."""
+    import fcntl
+
+    REPORT.parent.mkdir(exist_ok=True)
+    with open(REPORT.with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        data = json.loads(REPORT.read_text()) if REPORT.exists() else {}
+        data[key] = entry
+        REPORT.write_text(json.dumps(data, indent=1, sort_keys=True))
 
 
 @pytest.mark.parametrize("mode", ["exact", "fast"])
@@ -93,17 +112,18 @@ def test_greedy_tokens_match_hf(name, n, mode, bundles, hf_runs):
     ref_toks, ref_logits = hf_runs(name)
     top2 = np.sort(ref_logits, axis=1)[:, -2:]
     sess = Session(bundles(name, n), mode=mode)
-    steps = list(sess.generate(PROMPT, max_new_tokens=NEW, eos_id=None, keep_logits=True))
+    steps = list(sess.generate(prompt(name), max_new_tokens=NEW, eos_id=None, keep_logits=True))
     toks = [s.token for s in steps]
     err = [float(np.abs(s.logits - ref_logits[i]).max()) for i, s in enumerate(steps)]
-    _report[f"{name} n={n} {mode}"] = {
+    margin = float((top2[:, 1] - top2[:, 0]).min())
+    _record(f"{name} n={n} {mode}", {
         "tokens_equal": toks == ref_toks, "max_logit_error": max(err), "mean_logit_error": float(np.mean(err)),
-        "min_hf_top2_margin": float((top2[:, 1] - top2[:, 0]).min()), "per_step_max_error": err}
-    REPORT.parent.mkdir(exist_ok=True)
-    REPORT.write_text(json.dumps(_report, indent=1))
+        "min_hf_top2_margin": margin, "per_step_max_error": err})
     assert toks == ref_toks, f"first difference at step {next(i for i, (a, b) in enumerate(zip(toks, ref_toks)) if a != b)}"
     # the logits are FP16 results: their error is a few FP16 ulps of their magnitude
     assert max(err) < 0.05 * np.abs(ref_logits).max()
+    # and the comparison means something: HF's choices are decisive against that error
+    assert margin > 2 * max(err), f"HF's top-2 gap {margin:.4f} is within the FP16 error {max(err):.4f}"
 
 
 def test_results_identical_for_every_n_in_exact_mode(bundles):
@@ -111,7 +131,7 @@ def test_results_identical_for_every_n_in_exact_mode(bundles):
     outs = []
     for n in (1, 2, 4):
         sess = Session(bundles("rand-l1-d384-h6", n), mode="exact")
-        outs.append([s.logits for s in sess.generate(PROMPT, max_new_tokens=4, eos_id=None, keep_logits=True)])
+        outs.append([s.logits for s in sess.generate(SMALL_PROMPT, max_new_tokens=4, eos_id=None, keep_logits=True)])
     for other in outs[1:]:
         assert all(np.array_equal(a, b) for a, b in zip(outs[0], other))
 
@@ -120,12 +140,12 @@ def test_long_prompt_runs_in_blocks(bundles, hf_runs):
     """A prompt longer than the summarization block (64 rows) is walked block by block."""
     sess = Session(bundles("rand-l2-d128-h4", 2), mode="exact")
     assert sess.rows == 64
-    prompt = (PROMPT * 8)[:75]
+    long = (SMALL_PROMPT * 8)[:75]
     m = GPT2LMHeadModel.from_pretrained(sess.bundle.manifest["weights"]["path"], attn_implementation="eager").eval()
     with torch.no_grad():
-        ref = m.generate(torch.tensor([prompt]), max_new_tokens=4, do_sample=False, pad_token_id=0)[0, 75:].tolist()
+        ref = m.generate(torch.tensor([long]), max_new_tokens=4, do_sample=False, pad_token_id=0)[0, 75:].tolist()
     stats = {}
-    got = [s.token for s in sess.generate(prompt, max_new_tokens=4, eos_id=None, stats=stats)]
+    got = [s.token for s in sess.generate(long, max_new_tokens=4, eos_id=None, stats=stats)]
     assert got == ref
     assert stats["summarization"].calls == 2 and stats["summarization"].tokens == 75
     assert stats["generation"].calls == 3
@@ -133,7 +153,7 @@ def test_long_prompt_runs_in_blocks(bundles, hf_runs):
 
 def test_sampling_is_seeded(bundles):
     sess = Session(bundles("rand-l2-d128-h4", 1), mode="fast")
-    run = lambda seed: [s.token for s in sess.generate(PROMPT, max_new_tokens=8, temperature=1.0, top_k=50,
+    run = lambda seed: [s.token for s in sess.generate(SMALL_PROMPT, max_new_tokens=8, temperature=1.0, top_k=50,
                                                          top_p=0.9, seed=seed, eos_id=None)]
     assert run(1) == run(1)
     assert run(1) != run(2) or run(1) != run(3)
@@ -143,8 +163,8 @@ def test_bad_inputs(bundles, tmp_path):
     sess = Session(bundles("rand-l2-d128-h4", 1), mode="fast")
     with pytest.raises(GenerationError, match="more than the context of 128"):
         list(sess.generate([1] * 129))
-    with pytest.raises(GenerationError, match="token id 50257 is outside the vocabulary"):
-        list(sess.generate([1, 50257]))
+    with pytest.raises(GenerationError, match=r"token id 512 is outside the vocabulary \(0 .. 511\)"):
+        list(sess.generate([1, 512]))
     with pytest.raises(GenerationError, match="prompt is empty"):
         list(sess.generate([]))
 
