@@ -94,7 +94,7 @@ class Emitter:
 
 def lower_program(cfg, card: CardPlan, part, target: Target, bp: BufferPlan, max_seq: int) -> list[Instr]:
     """The instruction stream of one card for a block of up to bp.rows tokens."""
-    L, W = target.matrix.lanes, target.matrix.width
+    W = target.matrix.width
     d, F, V = cfg.n_embd, 4 * cfg.n_embd, cfg.vocab_size
     hd = d // cfg.n_head
     n, j = part.n, card.card

@@ -116,10 +116,6 @@ def plan_card(cfg, part: Partition, j: int, target: Target, max_seq: int, code_b
     return CardPlan(j, regions, hbm.pos, data_end, emb.pos if emb is not hbm else 0, widths, kv)
 
 
-def card_bytes(plan: CardPlan) -> tuple[int, int]:
-    return plan.hbm_end, plan.ddr_end
-
-
 def check_fits(cfg, n: int, target: Target, max_seq: int, plans: list[CardPlan]) -> None:
     """Refuse, in one line, a model that does not fit; name the smallest N that would."""
     worst = max(plans, key=lambda p: p.hbm_end)

@@ -49,7 +49,6 @@ def pack_weights(model, plans: list[CardPlan], part, target: Target, max_seq: in
     L, W = target.matrix.lanes, target.matrix.width
     d = cfg.n_embd
     img = Images(plans, target)
-    n = len(plans)
     names = wts.names()
     bar = tqdm(total=len(names), desc="packing weights", unit="tensor", disable=not progress, leave=False)
 

@@ -17,7 +17,7 @@ from dfx.errors import DfxError
 DEMO_MODEL = Path(__file__).resolve().parent.parent / "models" / "demo-gpt2"
 
 
-def _positive(v):
+def _int(v):
     try:
         n = int(v)
     except ValueError:
@@ -196,7 +196,7 @@ def build_parser() -> argparse.ArgumentParser:
                        description="MODEL: a preset (gpt2, gpt2-medium, gpt2-large, gpt2-xl, dfx-1.5b), a Hugging "
                        "Face checkpoint folder, or an .onnx file.")
     c.add_argument("model")
-    c.add_argument("--fpgas", type=_positive, default=1, help="number of FPGAs (default 1)")
+    c.add_argument("--fpgas", type=_int, default=1, help="number of FPGAs (default 1)")
     c.add_argument("-o", "--output", help="bundle folder (default MODEL-NFPGA.dfx)")
     c.add_argument("--target", default="u280", help="hardware target (default u280; see `dfx targets`)")
     c.add_argument("--max-seq", type=int, help="context length the KV cache is sized for (default: the model's, 1024 for GPT-2)")

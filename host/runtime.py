@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import numpy as np
 
@@ -168,13 +168,3 @@ class Session:
         for d in self.devices:
             d.close()
 
-
-def generate_ids(session: Session, prompt_ids, on_token: Callable[[Step], None] | None = None, **kw):
-    """Convenience: run generation to the end; returns (new ids, stats)."""
-    stats: dict = {}
-    out = []
-    for step in session.generate(prompt_ids, stats=stats, **kw):
-        out.append(step.token)
-        if on_token:
-            on_token(step)
-    return out, stats

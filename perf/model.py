@@ -129,7 +129,7 @@ class _Core:
     def run(self, ntok: int, pos: int, ids=None):
         t, R = self.t, self.r
         C = self.C
-        L, W, VW = t.matrix.lanes, t.matrix.width, t.vector.width
+        L, W = t.matrix.lanes, t.matrix.width
         pf = t.perf
         regs = arg_regs(ntok, pos, self.core, self.n)
         q = t.buffers.instr_fifo

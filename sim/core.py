@@ -18,7 +18,7 @@ from dfx.arch.encoding import decode, to_asm
 from dfx.arch.layout import ktiles, ntiles, tile_word_offsets, unpack_batch
 from dfx.arch.regs import apply_alu, arg_regs
 from dfx.arch.target import Target
-from dfx.errors import AddressError, EncodingError, IllegalInstruction, MachineError, SyncMismatch
+from dfx.errors import AddressError, EncodingError, IllegalInstruction, MachineError
 from dfx.sim import numerics as nx
 from dfx.sim.kernels import KERNELS
 from dfx.sim.memory import Memory
@@ -270,9 +270,6 @@ class Core:
             wf = nx.f32(unpack_batch(words, K, N, L, W, wn, batch, wbs))
             cache.put(key, addr, addr + span, wf, wf.nbytes)
         return wf
-
-    def reg(self, r: int) -> int:
-        return self.regs[r]
 
     # ------------------------------------------------------------------ control
     def _x_nop(self, ins):

@@ -129,11 +129,6 @@ def chunked_sum(p: np.ndarray, width: int) -> np.ndarray:
     return acc
 
 
-def gt16(a, b) -> np.ndarray:
-    """a > b for FP16 bit patterns (no NaNs): ordered comparison, +0 and -0 equal."""
-    return f32(a) > f32(b)
-
-
 def max16(a, b) -> np.ndarray:
     """The comparator of the max trees: NaN if either is NaN, else b if b > a, else a."""
     a, b = as_u16(a), as_u16(b)

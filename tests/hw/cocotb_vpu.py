@@ -13,7 +13,7 @@ import cocotb
 from dfx.hw.gen_tables import VPU_OPS
 from dfx.sim import numerics as nx
 
-from hwlib import check_equal, pack, record, start, stream, target, unpack
+from hwlib import pack, record, start, stream, target, unpack
 
 EDGE16 = np.array([0x0000, 0x8000, 0x7C00, 0xFC00, 0x7E00, 0x7C01, 0xFE00, 0x7BFF, 0xFBFF,
                    0x0400, 0x8400, 0x0001, 0x03FF, 0x83FF, 0x3C00, 0xBC00, 0x3C01, 0x3BFF,

@@ -70,7 +70,7 @@ def run_bench(sim: str, bench: str, tname: str = "tiny", testcase=None):
     try:
         r.test(hdl_toplevel=top, test_module=f"cocotb_{bench}", test_dir=HERE, build_dir=bdir,
                testcase=testcase, extra_env={"DFX_TARGET": tname}, results_xml=str(xml))
-    except SystemExit as e:  # the runner exits when a cocotb test fails
+    except SystemExit:  # the runner exits when a cocotb test fails
         n, f = get_results(xml) if xml.exists() else (0, 0)
         pytest.fail(f"{bench} on {sim}: {f} of {n} cocotb tests failed (log above)", pytrace=False)
     n, f = get_results(xml)

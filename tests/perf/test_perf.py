@@ -6,14 +6,14 @@ import json
 import numpy as np
 import pytest
 
-from dfx.arch.target import TARGET_DIR, load_target, load_target_file
+from dfx.arch.target import TARGET_DIR, load_target_file
 from dfx.compiler.driver import compile_model
 from dfx.compiler.model import GPT2Config, GPT2Model
 from dfx.compiler.presets import random_weights
 from dfx.errors import TargetError
 from dfx.perf import cli
 from dfx.perf.model import Appliance
-from dfx.perf.report import JSON_KEYS, Predictor, Programs, load_programs
+from dfx.perf.report import JSON_KEYS, Predictor, load_programs
 from dfx.sim.appliance import Appliance as SimAppliance
 
 SMALL = GPT2Config(n_layer=2, n_embd=64, n_head=4, vocab_size=96, n_positions=64, name="small")
