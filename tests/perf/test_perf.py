@@ -173,3 +173,24 @@ def test_plots(tmp_path):
     files = write_plots(tmp_path, "not-a-preset", p, Predictor(p), 8, 4)
     assert {f.name for f in files} == {"latency.png", "roofline.png"}
     assert all(f.stat().st_size > 1000 and f.read_bytes()[:4] == b"\x89PNG" for f in files)
+
+
+def test_perf_and_generate_read_a_bundle(tmp_path, capsys):
+    """A bundle carries its target: dfx perf models it, and dfx generate's summary gets cycles."""
+    import torch
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    from dfx.cli import main
+    from dfx.compiler.bundle import Bundle
+    from dfx.compiler.driver import compile_model
+    from dfx.perf.model import bundle_cycles
+
+    torch.manual_seed(0)
+    GPT2LMHeadModel(GPT2Config(n_layer=1, n_embd=64, n_head=2, n_positions=32, vocab_size=256)
+                    ).save_pretrained(tmp_path / "m")
+    compile_model(str(tmp_path / "m"), 2, tmp_path / "b", target="tiny", progress=False)
+    assert main(["perf", str(tmp_path / "b"), "--in", "8", "--out", "4", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["fpgas"] == 2 and out["decode_ms_per_token"] > 0
+    cycles = bundle_cycles(Bundle(tmp_path / "b"), 8, 4)
+    assert cycles["total"] > 0
