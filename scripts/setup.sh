@@ -13,8 +13,12 @@ if [[ ! -x .venv/bin/python ]]; then
     python3 -m venv .venv
 fi
 . .venv/bin/activate
-pip install -q --disable-pip-version-check --upgrade pip setuptools wheel
-# torch 2.13.0 is the CPU wheel that lies on disk here; any other spec downloads CUDA wheels.
-pip install -q --disable-pip-version-check torch==2.13.0
-pip install -q --disable-pip-version-check -e ".[ml,hw,test,plot]"
+log=.venv/setup.log
+echo "dfx setup: installing into .venv (log: $log)"
+{
+    pip install -q --disable-pip-version-check --upgrade pip setuptools wheel &&
+    # torch 2.13.0 is the CPU wheel that lies on disk here; any other spec downloads CUDA wheels.
+    pip install -q --disable-pip-version-check torch==2.13.0 &&
+    pip install -q --disable-pip-version-check -e ".[ml,hw,test,plot]"
+} > "$log" 2>&1 || { tail -40 "$log"; echo "dfx setup: pip failed (full log: $log)"; exit 1; }
 python -c "import dfx.sim.kernels as k; assert k.HAVE_C, 'the compiled exact kernel did not build'"
