@@ -417,7 +417,7 @@ class Core:
             return
         else:  # pragma: no cover - the tables and this dispatch are tested together
             raise IllegalInstruction(f"no vector semantics for {name}")
-        self.vwrite(ins.d, np.broadcast_to(d, (rows, cols)), ins.ds)
+        self.vwrite(ins.d, d if d.shape == (rows, cols) else np.broadcast_to(d, (rows, cols)), ins.ds)
 
     _x_vadd = _x_vsub = _x_vmul = _x_vmax = _x_vcopy = _x_vexp = _x_vrecip = _x_vrsqrt = _vec
     _x_vsum = _x_vsumsq = _x_vrmax = _vec
