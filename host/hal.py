@@ -25,6 +25,7 @@ import numpy as np
 
 from dfx.arch.target import Target
 from dfx.errors import DeviceTimeout, DfxError
+from dfx.sim.memory import channel_of
 
 REG_CTRL, REG_GIE, REG_IER, REG_ISR = 0x00, 0x04, 0x08, 0x0C
 REG_ENTRY, REG_NTOK, REG_POS, REG_CORE, REG_NCORES = 0x10, 0x18, 0x1C, 0x20, 0x24
@@ -208,9 +209,7 @@ class XrtDevice(Device):
     def _locate(self, space, addr):
         if space == "ddr":
             return self.t.hbm.channels, addr
-        P, C = self.t.port_bytes, self.t.hbm.channels
-        beat = addr // P
-        return beat % C, (beat // C) * P + addr % P
+        return channel_of(addr, self.t.port_bytes, self.t.hbm.channels)
 
     def _chunks(self, space, addr, nbytes):
         """Host I/O split at beat boundaries: (port, offset in that port's buffer, offset in data, bytes)."""

@@ -16,7 +16,7 @@ import numpy as np
 from dfx.arch import isa
 from dfx.arch.encoding import decode, to_asm
 from dfx.arch.layout import ktiles, ntiles, tile_word_offsets, unpack_batch
-from dfx.arch.regs import apply_alu, arg_regs
+from dfx.arch.regs import apply_alu, arg_regs, count
 from dfx.arch.target import Target
 from dfx.errors import AddressError, EncodingError, IllegalInstruction, MachineError
 from dfx.sim import numerics as nx
@@ -85,7 +85,7 @@ class RangeCache:
             self._drop(k)
 
 
-def fresh_counters(channels: int) -> dict:
+def fresh_counters() -> dict:
     return {
         "instructions": Counter(),
         "ops": Counter(),
@@ -118,7 +118,7 @@ class Core:
         if self.ddr is not None:
             self.ddr_wcache = RangeCache(cache_bytes)
             self.ddr.watch(self.ddr_wcache)
-        self.counters = fresh_counters(t.hbm.channels)
+        self.counters = fresh_counters()
         self.pc = 0
         self.cur = None
         self.done = False
@@ -150,7 +150,7 @@ class Core:
 
     # ------------------------------------------------------------------ run
     def reset_counters(self):
-        self.counters = fresh_counters(self.t.hbm.channels)
+        self.counters = fresh_counters()
         for m in (self.hbm, self.ddr):
             if m is not None:
                 m.read_bytes[:] = 0
@@ -202,18 +202,12 @@ class Core:
                 break
         self.done = True
 
-    def _err(self, cls, msg):
-        return cls(msg, self.id, self.pc, None)
-
     # ------------------------------------------------------------------ operands
     def cnt(self, v: int) -> int:
-        if v & isa.CNT_REG_FLAG:
-            r = v & 0xF
-            val = self.regs[r]
-            if val < 0:
-                raise IllegalInstruction(f"count register r{r} holds {val}")
-            return val
-        return v
+        val = count(self.regs, v)
+        if val < 0:
+            raise IllegalInstruction(f"count register r{v & 0xF} holds {val}")
+        return val
 
     def mem(self, space: int) -> Memory:
         if isa.SPACES[space] == "ddr":

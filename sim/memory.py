@@ -5,7 +5,8 @@ pseudo-channels at the port width (64 bytes on the U280): flat beat b lives on c
 b % C at channel offset (b // C) * port_bytes. A weight tile (lanes x width x 2 bytes =
 C x port_bytes) is therefore exactly one beat on every channel, so the matrix unit reads
 all channels in parallel. Per-channel images (what the host loads into each HBM[i]
-buffer, what the cocotb memory models hold) are derived with `channel_image`.
+buffer, what the cocotb memory models hold) are derived by dfx.compiler.bundle.channel_images
+and mapped back by `channel_of`.
 """
 
 from __future__ import annotations
@@ -30,6 +31,12 @@ def channel_split(addr: int, nbytes: int, port_bytes: int, channels: int) -> np.
     out[b0 % channels] -= addr - b0 * port_bytes
     out[b1 % channels] -= (b1 + 1) * port_bytes - (addr + nbytes)
     return out
+
+
+def channel_of(addr: int, port_bytes: int, channels: int) -> tuple[int, int]:
+    """Flat HBM byte address -> (pseudo-channel, byte offset in that channel)."""
+    beat = addr // port_bytes
+    return beat % channels, (beat // channels) * port_bytes + addr % port_bytes
 
 
 def rows_split(addr: int, rows: int, cols: int, stride: int, port_bytes: int, channels: int) -> np.ndarray:
@@ -139,18 +146,6 @@ class Memory:
         self.invalidate(lo, hi)
 
     # --------------------------------------------------------------- channel images
-    def channel_offset(self, addr: int) -> tuple[int, int]:
-        beat = addr // self.port_bytes
-        return beat % self.channels, (beat // self.channels) * self.port_bytes + addr % self.port_bytes
-
-    def channel_image(self, channel: int, end: int | None = None) -> np.ndarray:
-        """The bytes of one pseudo-channel holding flat range [0, end)."""
-        end = self.buf.size if end is None else end
-        stripe = self.port_bytes * self.channels
-        n = -(-end // stripe) * stripe
-        self.ensure(n)
-        return self.buf[:n].reshape(-1, self.channels, self.port_bytes)[:, channel, :].reshape(-1)
-
     def load_channel_image(self, channel: int, data: np.ndarray) -> None:
         stripe = self.port_bytes * self.channels
         nbeats = -(-data.size // self.port_bytes)
