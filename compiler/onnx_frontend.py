@@ -186,6 +186,15 @@ def check_ops(graph: _Graph) -> None:
             raise _err(graph.path, f"unsupported ONNX op {op!r} at node {n.name or n.output[0]!r}")
 
 
+
+def _weight(graph, node, b, trans):
+    """The (in, out) shape of the 2-D constant weight `b` of a Gemm/MatMul, and a getter for it."""
+    shp = graph.const_shape(b)
+    if len(shp) != 2:
+        raise _err(graph.path, f"{node.op_type} node {node.name!r}: weight {b!r} is not 2-D")
+    wshape = shp[::-1] if trans else shp
+    return wshape, ((lambda: graph.const(b).T) if trans else (lambda: graph.const(b)))
+
 def _linear(graph: _Graph, node):
     """(input value, weight getter, weight shape (in, out), weight source key, bias getter|None)."""
     p = graph.path
@@ -196,11 +205,7 @@ def _linear(graph: _Graph, node):
         if not graph.is_const(b):
             return None
         trans = bool(_attr(node, "transB", 0))
-        shp = graph.const_shape(b)
-        if len(shp) != 2:
-            raise _err(p, f"Gemm node {node.name!r}: weight {b!r} is not 2-D")
-        wshape = shp[::-1] if trans else shp
-        wget = (lambda b=b: graph.const(b).T) if trans else (lambda b=b: graph.const(b))
+        wshape, wget = _weight(graph, node, b, trans)
         bias = None
         if len(node.input) > 2 and node.input[2]:
             c = node.input[2]
@@ -219,11 +224,7 @@ def _linear(graph: _Graph, node):
         if list(perm) != [1, 0]:
             raise _err(p, f"Transpose node {prod.name!r} feeding MatMul {node.name!r} has perm {perm}")
         b, trans = prod.input[0], True
-    shp = graph.const_shape(b)
-    if len(shp) != 2:
-        raise _err(p, f"MatMul node {node.name!r}: weight {b!r} is not 2-D")
-    wshape = shp[::-1] if trans else shp
-    wget = (lambda b=b: graph.const(b).T) if trans else (lambda b=b: graph.const(b))
+    wshape, wget = _weight(graph, node, b, trans)
     bias = None
     users = graph.forward(node.output[0])
     if len(users) == 1 and users[0][0].op_type == "Add":
