@@ -147,7 +147,7 @@ def manifest_pass(s: CompileState) -> None:
                               "rows": s.buffers[ph][j].rows, "buffer_words": s.buffers[ph][j].words}
                          for ph in PHASES},
             "io": {"ids": plan.regions["io.ids"].addr, "logits": plan.regions["io.logits"].addr,
-                   "argmax": plan.regions["io.argmax"].addr,
+                   "argmax": plan.regions["io.argmax"].addr, "status": plan.regions["io.status"].addr,
                    "vocab": list(plan.widths["vocab"])},
         })
     s.manifest = {

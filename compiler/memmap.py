@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from dfx.arch import isa
+from dfx.arch import isa, kernel
 from dfx.arch.layout import ktiles, ntiles, tile_bytes_needed
 from dfx.arch.target import Target
 from dfx.compiler.partition import Partition, plan_partition
@@ -104,6 +104,7 @@ def plan_card(cfg, part: Partition, j: int, target: Target, max_seq: int, code_b
     hbm.add("io.ids", target.buffers.max_rows * 4, "io", zero=True)
     hbm.add("io.logits", vw * 2, "io", zero=True)
     hbm.add("io.argmax", 8, "io", zero=True)
+    hbm.add("io.status", kernel.STATUS_BYTES, "io", zero=True)
     kv = kv_geometry(cfg, target, max_seq)
     for layer in range(cfg.n_layer):
         hbm.add(f"h{layer}.k", heads * kv["k_head_tiles"] * target.tile_bytes, "kv", zero=True)

@@ -44,6 +44,10 @@ class RingDeadlock(MachineError):
     """Every live core waits on the ring and no message can arrive."""
 
 
+class RingFault(MachineError):
+    """A ring word was dropped, duplicated, corrupted, or came from the wrong core."""
+
+
 class SyncMismatch(MachineError):
     """Two cores disagree on a ring transfer (size or kind), or a core ends with a peer waiting."""
 

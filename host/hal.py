@@ -9,11 +9,8 @@ write and read the ap_ctrl_hs control registers and arguments, start, wait with 
 read and write memory for host I/O, and read per-run counters. `open_devices(name, n, ...)`
 picks the backend by name.
 
-Register map (ap_ctrl_hs, as Vitis RTL kernels use it):
-    0x00 control: bit 0 ap_start, bit 1 ap_done, bit 2 ap_idle
-    0x04 GIE, 0x08 IER, 0x0C ISR
-    0x10 entry (64-bit program address, low word first), 0x18 ntok, 0x1C pos,
-    0x20 core id, 0x24 ncores; then one 64-bit pointer per HBM port and the DDR port.
+The register map (ap_ctrl_hs, as Vitis RTL kernels use it), the kernel arguments and the
+status record the core writes to HBM are declared once in dfx.arch.kernel.
 """
 
 from __future__ import annotations
@@ -23,14 +20,48 @@ import time
 
 import numpy as np
 
-from dfx.arch.target import Target
-from dfx.errors import DeviceTimeout, DfxError
+from dfx import errors
+from dfx.arch import kernel
+from dfx.arch.encoding import decode, to_asm
+from dfx.arch.target import Target, load_target
+from dfx.errors import DeviceTimeout, DfxError, EncodingError
 from dfx.sim.memory import channel_of
 
-REG_CTRL, REG_GIE, REG_IER, REG_ISR = 0x00, 0x04, 0x08, 0x0C
-REG_ENTRY, REG_NTOK, REG_POS, REG_CORE, REG_NCORES = 0x10, 0x18, 0x1C, 0x20, 0x24
-AP_START, AP_DONE, AP_IDLE = 1, 2, 4
-ARG_REGS = {"entry": REG_ENTRY, "ntok": REG_NTOK, "pos": REG_POS, "core": REG_CORE, "ncores": REG_NCORES}
+REG_CTRL, REG_GIE, REG_IER, REG_ISR = kernel.REG_CTRL, kernel.REG_GIE, kernel.REG_IER, kernel.REG_ISR
+AP_START, AP_DONE, AP_IDLE = kernel.AP_START, kernel.AP_DONE, kernel.AP_IDLE
+# scalar arguments: name -> register offset (the same for every target: pointers come after them)
+ARG_REGS = {a.name: a.offset for a in kernel.kernel_args(load_target("tiny")) if a.kind == "scalar"}
+REG_ENTRY, REG_NTOK, REG_POS, REG_CORE, REG_NCORES, REG_STATUS = (
+    ARG_REGS[k] for k in ("entry", "ntok", "pos", "core", "ncores", "status"))
+WIDE_ARGS = {a.name for a in kernel.kernel_args(load_target("tiny")) if a.bits == 64}
+
+
+def check_status(raw: bytes, index: int) -> dict:
+    """Parse a status record read back from a card; raise the simulator's typed error for a fault.
+
+    Returns the record's fields (cycle counters) when the run ended cleanly."""
+    st = kernel.parse_status(raw)
+    if st["magic"] != kernel.STATUS_MAGIC:
+        raise DfxError(f"device {index}: no status record (magic 0x{st['magic']:08x}): the core did not finish")
+    code = st["code"]
+    if code == 0:
+        return st
+    name, cls = kernel.STATUS_CODES.get(code, (f"code {code}", "MachineError"))
+    try:
+        asm = to_asm(decode(st["instr"]))
+    except EncodingError:
+        asm = f"raw 0x{int.from_bytes(st['instr'], 'little'):x}"
+    msg = {
+        "illegal_instruction": "illegal instruction (hardware decode)",
+        "address": f"address outside its memory (detail 0x{st['detail']:x})",
+        "embed_id": f"token id {st['detail']} in row {st['detail2']} is outside the table",
+        "ring_fault": f"ring fault on the link from core {st['detail2']} (cause {st['detail']}: "
+                      "1 wrong sender, 2 sequence gap or repeat, 3 check byte)",
+        "ring_timeout": "ring timeout: no word arrived from the previous core",
+        "sync_mismatch": f"ring transfer mismatch (got header 0x{st['detail']:x}, expected 0x{st['detail2']:x})",
+        "no_end": "program has no end instruction",
+    }.get(name, name)
+    raise getattr(errors, cls)(msg, st["core"], st["pc"], asm)
 
 
 class Device(abc.ABC):
@@ -68,7 +99,7 @@ class Device(abc.ABC):
         for k, v in args.items():
             off = ARG_REGS[k]
             self.write_reg(off, v & 0xFFFFFFFF)
-            if k == "entry":
+            if k in WIDE_ARGS:
                 self.write_reg(off + 4, v >> 32)
 
     def start(self) -> None:
@@ -186,14 +217,14 @@ class XrtDevice(Device):
         self.dev = pyxrt.device(index)
         uuid = self.dev.load_xclbin(xclbin)
         self.kernel = pyxrt.kernel(self.dev, uuid, kernel_name, pyxrt.kernel.cu_access_mode.exclusive)
-        self.scalars = {"entry": 0, "ntok": 0, "pos": 0, "core": index, "ncores": 1}
+        self.scalars = {"entry": 0, "ntok": 0, "pos": 0, "core": index, "ncores": 1, "status": 0}
         self.bos: dict = {}
         self.run = None
 
     def _bo(self, port: int, nbytes: int):
         bo = self.bos.get(port)
         if bo is None or bo.size() < nbytes:
-            bo = self.pyxrt.bo(self.dev, nbytes, self.pyxrt.bo.normal, self.kernel.group_id(5 + port))
+            bo = self.pyxrt.bo(self.dev, nbytes, self.pyxrt.bo.normal, self.kernel.group_id(len(ARG_REGS) + port))
             self.bos[port] = bo
         return bo
 
@@ -239,12 +270,12 @@ class XrtDevice(Device):
         if offset == REG_CTRL and value & AP_START:
             s = self.scalars
             ports = [self.bos[p] for p in sorted(self.bos)]
-            self.run = self.kernel(s["entry"], s["ntok"], s["pos"], s["core"], s["ncores"], *ports)
+            self.run = self.kernel(*(s[k] for k in ARG_REGS), *ports)
             return
         for k, off in ARG_REGS.items():
             if offset == off:
                 self.scalars[k] = (self.scalars[k] & ~0xFFFFFFFF) | value
-            elif k == "entry" and offset == off + 4:
+            elif k in WIDE_ARGS and offset == off + 4:
                 self.scalars[k] = (self.scalars[k] & 0xFFFFFFFF) | (value << 32)
 
     def read_reg(self, offset):
@@ -283,7 +314,7 @@ class PynqDevice(XrtDevice):
         self.pynq, self.index, self.t = pynq, index, target
         self.ol = pynq.Overlay(xclbin, device=pynq.Device.devices[index])
         self.kernel = getattr(self.ol, kernel_name + "_1")
-        self.scalars = {"entry": 0, "ntok": 0, "pos": 0, "core": index, "ncores": 1}
+        self.scalars = {"entry": 0, "ntok": 0, "pos": 0, "core": index, "ncores": 1, "status": 0}
         self.bufs: dict = {}
         self.handle = None
 
@@ -310,7 +341,7 @@ class PynqDevice(XrtDevice):
     def write_reg(self, offset, value):
         if offset == REG_CTRL and value & AP_START:
             s = self.scalars
-            self.handle = self.kernel.start(s["entry"], s["ntok"], s["pos"], s["core"], s["ncores"],
+            self.handle = self.kernel.start(*(s[k] for k in ARG_REGS),
                                             *[self.bufs[p] for p in sorted(self.bufs)])
             return
         super().write_reg(offset, value)

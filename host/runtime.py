@@ -94,7 +94,8 @@ class Session:
         cards = self.bundle.cards
         for j, dev in enumerate(self.devices):
             dev.write_mem("hbm", cards[j]["io"]["ids"], np.asarray(ids, "<i4").tobytes())
-            dev.set_args(entry=cards[j]["programs"][phase]["entry"], ntok=len(ids), pos=pos, core=j, ncores=self.n)
+            dev.set_args(entry=cards[j]["programs"][phase]["entry"], ntok=len(ids), pos=pos, core=j, ncores=self.n,
+                         status=cards[j]["io"]["status"])
         for dev in self.devices:
             dev.start()
         for dev in self.devices:

@@ -81,7 +81,8 @@ class _StandInPyxrt(types.ModuleType):
                 return 100 + arg
 
             def __call__(self, *args):
-                calls.append(("run", args[:5], len(args) - 5))
+                n = len(hal.ARG_REGS)
+                calls.append(("run", args[:n], len(args) - n))
                 return _run()
 
             def read_register(self, offset):
@@ -99,7 +100,7 @@ def test_xrt_backend_with_stand_in_pyxrt(monkeypatch):
     assert ("load_xclbin", "dfx_core.xclbin") in fake.calls and ("kernel", "dfx_core", "exclusive") in fake.calls
     for c in range(t.hbm.channels):  # one buffer per pseudo-channel, in its bank's group
         dev.load_hbm_channel(c, np.full(256, c, np.uint8))
-    assert [g for (k, *rest) in fake.calls if k == "bo" for g in [rest[1]]] == [105 + c for c in range(4)]
+    assert [g for (k, *rest) in fake.calls if k == "bo" for g in [rest[1]]] == [100 + len(hal.ARG_REGS) + c for c in range(4)]
     # host I/O goes through the channel interleave: flat beat b is on channel b % C
     P = t.port_bytes
     payload = bytes(range(3 * P))
@@ -107,11 +108,11 @@ def test_xrt_backend_with_stand_in_pyxrt(monkeypatch):
     assert dev.read_mem("hbm", 2 * P, 3 * P) == payload
     assert bytes(dev.bos[2].data[:P]) == payload[:P] and bytes(dev.bos[3].data[:P]) == payload[P:2 * P]
     assert bytes(dev.bos[0].data[P:2 * P]) == payload[2 * P:]  # beat 4 -> channel 0, second beat
-    dev.set_args(entry=0x1234_0000_0040, ntok=5, pos=7, core=0, ncores=1)
+    dev.set_args(entry=0x1234_0000_0040, ntok=5, pos=7, core=0, ncores=1, status=0x80)
     dev.start()
     dev.wait(1.0)
     run = [c for c in fake.calls if c[0] == "run"][-1]
-    assert run == ("run", (0x1234_0000_0040, 5, 7, 0, 1), t.hbm.channels)
+    assert run == ("run", (0x1234_0000_0040, 5, 7, 0, 1, 0x80), t.hbm.channels)
 
 
 def test_xrt_backend_without_xrt_is_one_clear_error(monkeypatch):
