@@ -66,6 +66,10 @@ def cmd_generate(a) -> int:
     else:
         raise DfxError("give a prompt or --prompt-ids")
     opts = {"xclbin": a.xclbin} if a.xclbin else {}
+    if a.backend == "rtl":  # memories as large as the compiler's map (KV cache included)
+        cards = bundle.cards
+        opts.update(sim=a.rtl_sim, waves=a.waves, hbm_bytes=max(c["hbm_bytes"] for c in cards),
+                    ddr_bytes=max(c["ddr_bytes"] for c in cards))
     sess = Session(bundle, backend=a.backend, mode=a.mode, timeout_s=a.timeout, **opts)
     stats: dict = {}
     new = []
@@ -214,13 +218,17 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--top-k", type=int, default=0)
     g.add_argument("--top-p", type=float, default=1.0)
     g.add_argument("--seed", type=int, default=0)
-    g.add_argument("--backend", default="sim", help="sim (default), xrt or pynq")
+    g.add_argument("--backend", default="sim", choices=["sim", "rtl", "xrt", "pynq"],
+                   help="sim (default), rtl (the RTL core in an HDL simulator), xrt or pynq")
     g.add_argument("--mode", default="exact", choices=["exact", "fast"], help="simulator mode (default exact)")
     g.add_argument("--prompt-ids", help="comma-separated token ids instead of a text prompt")
     g.add_argument("--json", action="store_true", help="print one JSON object instead of streaming text")
     g.add_argument("--ignore-eos", action="store_true", help="do not stop at the end-of-text token")
     g.add_argument("--timeout", type=float, default=600.0, help="seconds to wait for a device (default 600)")
     g.add_argument("--xclbin", help="the linked dfx_core binary (xrt and pynq backends)")
+    g.add_argument("--rtl-sim", default="verilator", choices=["verilator", "icarus"],
+                   help="HDL simulator of the rtl backend (default verilator)")
+    g.add_argument("--waves", metavar="PATH", help="rtl backend: write waveforms to PATH (.vcd, or .fst)")
     g.set_defaults(fn=cmd_generate)
 
     i = sub.add_parser("inspect", help="memory map, instruction counts and bytes per token of a bundle")

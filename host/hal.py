@@ -1,6 +1,7 @@
 """The device interface (host HAL): one interface, one implementation per place dfx runs.
 
     sim    the functional simulator (dfx.sim), exact or fast mode     -- works everywhere
+    rtl    the RTL core in Verilator or Icarus (dfx.host.rtl)         -- needs a simulator
     xrt    Alveo U280 cards through XRT's Python binding `pyxrt`       -- needs XRT + cards
     pynq   Alveo U280 cards through PYNQ 3.0.1 (optional extra)        -- needs XRT + cards
 
@@ -370,7 +371,18 @@ class PynqBackend(Backend):
         return [PynqDevice(i, xclbin, target) for i in range(n)]
 
 
-BACKENDS = {b.name: b for b in (SimBackend(), XrtBackend(), PynqBackend())}
+# --------------------------------------------------------------------------- RTL simulation
+class LazyRtlBackend(Backend):
+    """dfx.host.rtl.RtlBackend, imported on first use (that module builds on this one)."""
+
+    name = "rtl"
+
+    def open(self, n, target, **opts):
+        from dfx.host.rtl import RtlBackend
+        return RtlBackend().open(n, target, **opts)
+
+
+BACKENDS = {b.name: b for b in (SimBackend(), LazyRtlBackend(), XrtBackend(), PynqBackend())}
 
 
 def open_devices(backend: str, n: int, target: Target, **opts) -> list[Device]:

@@ -2,7 +2,9 @@
 //
 // in beat : op (DFX_VOP_*), a[V], b[V] (FP16), mask[V] (reductions: lanes that hold real
 //           elements; others read as +0 for sums, -inf for the max), first/last (the first
-//           and last chunk of a reduced row), scale (FP16 bits; 0 = none; sum and sumsq).
+//           and last chunk of a reduced row), imm (binary32 bits): the scale of sum and sumsq
+//           (0 = none) and, with imm_b set, operand b of every lane (add/sub/mul: the FP32 value;
+//           max: rne16(imm)).
 // out beat: element-wise ops: y[V]; reductions: one beat per row, on its last chunk, with
 //           the result in lane 0 (other lanes 0). op is echoed.
 // Element-wise: add/sub/mul = rne16(f32(a) op f32(b)); max = nx.max16; copy; exp, recip,
@@ -29,7 +31,8 @@ module dfx_vpu #(
     input  wire [VWIDTH-1:0]     in_mask,
     input  wire                  in_first,
     input  wire                  in_last,
-    input  wire [15:0]           in_scale,
+    input  wire [31:0]           in_imm,
+    input  wire                  in_imm_b,
     output wire                  out_valid,
     input  wire                  out_ready,
     output wire [`DFX_VPU_OP_BITS-1:0] out_op,
@@ -62,8 +65,8 @@ module dfx_vpu #(
     assign out_op = op_end;
 
     // sideband: op, first, last, scale; taps at D_ACC, D_ACC + 1 and LAT
-    localparam integer SBW = OPW + 2 + 16;
-    wire [SBW-1:0] sb0 = {in_op, in_first, in_last, in_scale};
+    localparam integer SBW = OPW + 2 + 32;
+    wire [SBW-1:0] sb0 = {in_op, in_first, in_last, in_imm};
     wire [SBW-1:0] sb_acc;
     wire [SBW-1:0] sb_acc1;
     wire [SBW-1:0] sb_end;
@@ -71,13 +74,13 @@ module dfx_vpu #(
     dfx_delay #(.W(SBW), .LAT(1)) u_sb2 (.clk(clk), .en(en), .d(sb_acc), .q(sb_acc1));
     dfx_delay #(.W(SBW), .LAT(LAT - D_ACC - 1)) u_sb3 (.clk(clk), .en(en), .d(sb_acc1), .q(sb_end));
     assign op_end = sb_end[SBW-1 -: OPW];
-    assign last_end = sb_end[16];
+    assign last_end = sb_end[32];
     wire [OPW-1:0] op_acc = sb_acc[SBW-1 -: OPW];
-    wire first_acc = sb_acc[17];
-    wire [15:0] scale_acc1 = sb_acc1[15:0];
+    wire first_acc = sb_acc[33];
+    wire [31:0] scale_acc1 = sb_acc1[31:0];
     wire v_acc = vsh[D_ACC-1];
     /* verilator lint_off UNUSEDSIGNAL */
-    wire unused = &{1'b0, sb_acc1[SBW-1:16], sb_acc[16:0], sb_end[17], sb_end[15:0]};
+    wire unused = &{1'b0, sb_acc1[SBW-1:32], sb_acc[32:0], sb_end[33], sb_end[31:0]};
     /* verilator lint_on UNUSEDSIGNAL */
 
     // ---------------------------------------------------------------- reductions
@@ -116,11 +119,9 @@ module dfx_vpu #(
             if (op_acc == `DFX_VOP_RMAX)
                 accm <= first_acc ? tmax : accm_max;
         end
-    wire [31:0] sc32;
-    dfx_f16_to_f32 u_sc (.a(scale_acc1), .y(sc32));
     wire [31:0] scaled;
     dfx_f32_mul_p #(.LAT(MUL_LAT)) u_scl (.clk(clk), .en(en), .a(acc),
-        .b((scale_acc1 == 16'd0) ? 32'h3F800000 : sc32), .y(scaled));
+        .b((scale_acc1 == 32'd0) ? 32'h3F800000 : scale_acc1), .y(scaled));
     wire [15:0] red16;
     dfx_f32_to_f16 u_rr (.a(scaled), .y(red16));
     wire [15:0] red_s;
@@ -130,14 +131,17 @@ module dfx_vpu #(
     wire [15:0] red_y = (op_end == `DFX_VOP_RMAX) ? red_m : red_s;
 
     // ---------------------------------------------------------------- element-wise lanes
+    wire [15:0] imm16;
+    dfx_f32_to_f16 u_ri (.a(in_imm), .y(imm16));
     generate
         for (k = 0; k < V; k = k + 1) begin : g_lane
             wire [15:0] a = in_a[16*k +: 16];
-            wire [15:0] b = in_b[16*k +: 16];
+            wire [15:0] b = in_imm_b ? imm16 : in_b[16*k +: 16];
             wire [31:0] a32;
-            wire [31:0] b32;
+            wire [31:0] b16_32;
+            wire [31:0] b32 = in_imm_b ? in_imm : b16_32;
             dfx_f16_to_f32 u_ca (.a(a), .y(a32));
-            dfx_f16_to_f32 u_cb (.a(b), .y(b32));
+            dfx_f16_to_f32 u_cb (.a(in_b[16*k +: 16]), .y(b16_32));
             wire [31:0] s32;
             wire [31:0] p32;
             dfx_f32_add_p #(.LAT(ADD_LAT)) u_add (.clk(clk), .en(en), .a(a32),

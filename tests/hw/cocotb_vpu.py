@@ -70,8 +70,10 @@ class Job:
         self.what.append((op, row, scale))
 
     def _beat(self, op, a, b, mask, first, last, scale):
+        # the VPU's scale is binary32 (the ISA's imm): an FP16 scale converts exactly
+        imm = int(np.float32(nx.f32(np.uint16(scale))).view(np.uint32)) if scale else 0
         return {"op": VPU_OPS[op], "a": pack(a), "b": pack(b), "mask": mask, "first": first,
-                "last": last, "scale": int(scale)}
+                "last": last, "imm": imm, "imm_b": 0}
 
     async def run(self, dut, gap_p=0.3, stall_p=0.3, seed=1):
         outs, ic, oc = await stream(dut, self.beats, "in", "out", ["y", "op"], gap_p=gap_p,

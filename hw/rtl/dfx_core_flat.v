@@ -1,0 +1,657 @@
+// dfx_core: one dfx core as an XRT-managed RTL kernel (ap_ctrl_hs), with its per-channel AXI
+// ports flattened into vectors. The generated top hw/gen/<target>/dfx_core.v names them
+// (m_axi_hbm00 ...) and instantiates this module with the target's parameters.
+//
+// Blocks:  s_axi_control (registers, arguments: arch/kernel.py)
+//          controller: fetch (prefetch queue of IQ_DEPTH instructions from HBM), decode (the
+//                      generated dfx_isa_decode.vh), registers r0..r15 and their ALU ops, issue,
+//                      cycle counters, status record
+//          DMA, MPU path, VPU path, router (dfx_dma, dfx_mpu_path, dfx_vpu_path, dfx_net)
+//          on-chip buffer (dfx_vbuf), HBM read and write engines (dfx_hbm_rd, dfx_hbm_wr)
+// Issue is in order and one unit instruction at a time: an instruction starts when the one
+// before it has finished, which trivially keeps the scoreboard rule of arch/isa.py (units
+// overlapping in time is the next step; docs/hw.md). END waits for every write, writes the
+// status record and raises ap_done; an error does the same with the error code, pc and word.
+`default_nettype none
+`include "dfx_isa.vh"
+`include "dfx_kernel.vh"
+
+module dfx_core_flat #(
+    parameter integer LANES = 4,
+    parameter integer WIDTH = 8,
+    parameter integer VWIDTH = 8,
+    parameter integer MUL_LAT = 2,
+    parameter integer ADD_LAT = 2,
+    parameter integer RECIP_LAT = 2,
+    parameter integer RSQRT_LAT = 2,
+    parameter integer CH = 4,
+    parameter integer HBM_BITS = 128,
+    parameter integer CH_BYTES_LOG2 = 28,
+    parameter integer HAS_DDR = 0,
+    parameter integer DDR_BITS = 512,
+    parameter integer DDR_BYTES_LOG2 = 35,
+    parameter integer VBUF_WORDS = 1048576,
+    parameter integer RING_WORDS = 8,
+    parameter integer IQ_DEPTH = 8,
+    parameter integer CTRL_AW = 8,
+    parameter integer RING_TIMEOUT = 100000
+) (
+    input  wire                     ap_clk,
+    input  wire                     ap_rst_n,
+    output wire                     interrupt,
+    input  wire                     s_axi_control_awvalid,
+    output wire                     s_axi_control_awready,
+    input  wire [CTRL_AW-1:0]       s_axi_control_awaddr,
+    input  wire                     s_axi_control_wvalid,
+    output wire                     s_axi_control_wready,
+    input  wire [31:0]              s_axi_control_wdata,
+    input  wire [3:0]               s_axi_control_wstrb,
+    output wire                     s_axi_control_bvalid,
+    input  wire                     s_axi_control_bready,
+    output wire [1:0]               s_axi_control_bresp,
+    input  wire                     s_axi_control_arvalid,
+    output wire                     s_axi_control_arready,
+    input  wire [CTRL_AW-1:0]       s_axi_control_araddr,
+    output wire                     s_axi_control_rvalid,
+    input  wire                     s_axi_control_rready,
+    output wire [31:0]              s_axi_control_rdata,
+    output wire [1:0]               s_axi_control_rresp,
+    output wire [CH-1:0]            hbm_awvalid,
+    input  wire [CH-1:0]            hbm_awready,
+    output wire [64*CH-1:0]         hbm_awaddr,
+    output wire [8*CH-1:0]          hbm_awlen,
+    output wire [3*CH-1:0]          hbm_awsize,
+    output wire [2*CH-1:0]          hbm_awburst,
+    output wire [CH-1:0]            hbm_wvalid,
+    input  wire [CH-1:0]            hbm_wready,
+    output wire [HBM_BITS*CH-1:0]   hbm_wdata,
+    output wire [HBM_BITS/8*CH-1:0] hbm_wstrb,
+    output wire [CH-1:0]            hbm_wlast,
+    input  wire [CH-1:0]            hbm_bvalid,
+    output wire [CH-1:0]            hbm_bready,
+    input  wire [2*CH-1:0]          hbm_bresp,
+    output wire [CH-1:0]            hbm_arvalid,
+    input  wire [CH-1:0]            hbm_arready,
+    output wire [64*CH-1:0]         hbm_araddr,
+    output wire [8*CH-1:0]          hbm_arlen,
+    output wire [3*CH-1:0]          hbm_arsize,
+    output wire [2*CH-1:0]          hbm_arburst,
+    input  wire [CH-1:0]            hbm_rvalid,
+    output wire [CH-1:0]            hbm_rready,
+    input  wire [HBM_BITS*CH-1:0]   hbm_rdata,
+    input  wire [2*CH-1:0]          hbm_rresp,
+    input  wire [CH-1:0]            hbm_rlast,
+    output wire                     ddr_awvalid,
+    input  wire                     ddr_awready,
+    output wire [63:0]              ddr_awaddr,
+    output wire [7:0]               ddr_awlen,
+    output wire [2:0]               ddr_awsize,
+    output wire [1:0]               ddr_awburst,
+    output wire                     ddr_wvalid,
+    input  wire                     ddr_wready,
+    output wire [DDR_BITS-1:0]      ddr_wdata,
+    output wire [DDR_BITS/8-1:0]    ddr_wstrb,
+    output wire                     ddr_wlast,
+    input  wire                     ddr_bvalid,
+    output wire                     ddr_bready,
+    input  wire [1:0]               ddr_bresp,
+    output wire                     ddr_arvalid,
+    input  wire                     ddr_arready,
+    output wire [63:0]              ddr_araddr,
+    output wire [7:0]               ddr_arlen,
+    output wire [2:0]               ddr_arsize,
+    output wire [1:0]               ddr_arburst,
+    input  wire                     ddr_rvalid,
+    output wire                     ddr_rready,
+    input  wire [DDR_BITS-1:0]      ddr_rdata,
+    input  wire [1:0]               ddr_rresp,
+    input  wire                     ddr_rlast,
+    input  wire                     s_axis_ring_tvalid,
+    output wire                     s_axis_ring_tready,
+    input  wire [16*RING_WORDS+31:0] s_axis_ring_tdata,
+    input  wire                     s_axis_ring_tlast,
+    output wire                     m_axis_ring_tvalid,
+    input  wire                     m_axis_ring_tready,
+    output wire [16*RING_WORDS+31:0] m_axis_ring_tdata,
+    output wire                     m_axis_ring_tlast
+);
+    `include "dfx_isa_decode.vh"
+    localparam integer PB = HBM_BITS / 8;
+    localparam integer LPB = $clog2(PB);
+    localparam integer LC = $clog2(CH);
+    localparam integer PW = HBM_BITS / 16;
+    localparam integer M1 = (VWIDTH > WIDTH) ? VWIDTH : WIDTH;
+    localparam integer M2 = (PW > RING_WORDS) ? PW : RING_WORDS;
+    localparam integer NB = (M1 > M2) ? M1 : M2;          // buffer words per access
+    localparam integer BA = 40;
+    localparam integer AW = 24;
+    localparam [63:0] HBM_CAP = 64'd1 << (CH_BYTES_LOG2 + LC);
+    localparam integer BPI = (PB >= 64) ? 1 : 64 / PB;    // beats per instruction
+    localparam integer SBEATS = (`DFX_STATUS_BYTES + PB - 1) / PB;
+    localparam integer NARG = 8 + 2 * CH + 2;             // 32-bit argument registers from 0x10
+    wire clk = ap_clk;
+    wire rst = !ap_rst_n;
+
+    // ================================================================ AXI4-Lite control
+    reg  [31:0] argr [0:NARG-1];
+    reg  ap_start, ap_done, ap_idle, ap_ready_r, gie;
+    reg  [1:0] ier, isr;
+    reg  aw_got, w_got, bvalid;
+    reg  [CTRL_AW-1:0] awaddr_q;
+    reg  [31:0] wdata_q;
+    reg  rvalid;
+    reg  [31:0] rdata;
+    wire core_start;                                     // the controller takes ap_start
+    wire core_done;                                      // the controller finished a run
+    assign s_axi_control_awready = !aw_got && !bvalid;
+    assign s_axi_control_wready = !w_got && !bvalid;
+    assign s_axi_control_bvalid = bvalid;
+    assign s_axi_control_bresp = 2'b00;
+    assign s_axi_control_arready = !rvalid;
+    assign s_axi_control_rvalid = rvalid;
+    assign s_axi_control_rdata = rdata;
+    assign s_axi_control_rresp = 2'b00;
+    assign interrupt = gie && |(isr & ier);
+    wire [CTRL_AW-1:0] wa = s_axi_control_awvalid && !aw_got ? s_axi_control_awaddr : awaddr_q;
+    wire [31:0] wd = s_axi_control_wvalid && !w_got ? s_axi_control_wdata : wdata_q;
+    wire aw_now = aw_got || (s_axi_control_awvalid && s_axi_control_awready);
+    wire w_now = w_got || (s_axi_control_wvalid && s_axi_control_wready);
+    wire wr_do = aw_now && w_now && !bvalid;
+    wire rd_do = s_axi_control_arvalid && s_axi_control_arready;
+    integer k;
+    always @(posedge clk) begin
+        if (rst) begin
+            aw_got <= 1'b0; w_got <= 1'b0; bvalid <= 1'b0; rvalid <= 1'b0;
+            ap_start <= 1'b0; ap_done <= 1'b0; ap_idle <= 1'b1; ap_ready_r <= 1'b0;
+            gie <= 1'b0; ier <= 2'b00; isr <= 2'b00;
+            for (k = 0; k < NARG; k = k + 1) argr[k] <= 32'd0;
+        end else begin
+            if (s_axi_control_awvalid && s_axi_control_awready) awaddr_q <= s_axi_control_awaddr;
+            if (s_axi_control_wvalid && s_axi_control_wready) wdata_q <= s_axi_control_wdata;
+            aw_got <= wr_do ? 1'b0 : aw_now;
+            w_got <= wr_do ? 1'b0 : w_now;
+            if (wr_do) bvalid <= 1'b1;
+            else if (s_axi_control_bready) bvalid <= 1'b0;
+            if (core_start) begin
+                ap_start <= 1'b0;
+                ap_idle <= 1'b0;
+                ap_ready_r <= 1'b1;
+                if (ier[1]) isr[1] <= 1'b1;
+            end
+            if (core_done) begin
+                ap_done <= 1'b1;
+                ap_idle <= 1'b1;
+                if (ier[0]) isr[0] <= 1'b1;
+            end
+            if (wr_do) begin
+                if (wa == `DFX_REG_CTRL && wd[0]) ap_start <= 1'b1;
+                else if (wa == `DFX_REG_GIE) gie <= wd[0];
+                else if (wa == `DFX_REG_IER) ier <= wd[1:0];
+                else if (wa == `DFX_REG_ISR) isr <= isr ^ wd[1:0];
+                else if (wa >= 8'h10 && ((wa - 8'h10) >> 2) < NARG) argr[(wa - 8'h10) >> 2] <= wd;
+            end
+            if (rd_do) begin
+                rvalid <= 1'b1;
+                if (s_axi_control_araddr == `DFX_REG_CTRL) begin
+                    rdata <= {28'd0, ap_ready_r, ap_idle, ap_done, ap_start};
+                    ap_done <= core_done;            // clear on read
+                    ap_ready_r <= 1'b0;
+                end else if (s_axi_control_araddr == `DFX_REG_GIE) rdata <= {31'd0, gie};
+                else if (s_axi_control_araddr == `DFX_REG_IER) rdata <= {30'd0, ier};
+                else if (s_axi_control_araddr == `DFX_REG_ISR) rdata <= {30'd0, isr};
+                else if (s_axi_control_araddr >= 8'h10 && ((s_axi_control_araddr - 8'h10) >> 2) < NARG)
+                    rdata <= argr[(s_axi_control_araddr - 8'h10) >> 2];
+                else rdata <= 32'd0;
+            end else if (s_axi_control_rready) rvalid <= 1'b0;
+        end
+    end
+    localparam integer A_ENTRY = (`DFX_ARG_ENTRY - 8'h10) / 4;
+    localparam integer A_NTOK = (`DFX_ARG_NTOK - 8'h10) / 4;
+    localparam integer A_POS = (`DFX_ARG_POS - 8'h10) / 4;
+    localparam integer A_CORE = (`DFX_ARG_CORE - 8'h10) / 4;
+    localparam integer A_NCORES = (`DFX_ARG_NCORES - 8'h10) / 4;
+    localparam integer A_STATUS = (`DFX_ARG_STATUS - 8'h10) / 4;
+    localparam integer A_PTR = (`DFX_ARG_PTR_BASE - 8'h10) / 4;
+    wire [63:0] a_entry = {argr[A_ENTRY + 1], argr[A_ENTRY]};
+    wire [63:0] a_status = {argr[A_STATUS + 1], argr[A_STATUS]};
+    wire [7:0] core_id = argr[A_CORE][7:0];
+    wire [7:0] ncores = argr[A_NCORES][7:0];
+    wire [64*CH-1:0] ptrs;
+    genvar c;
+    generate
+        for (c = 0; c < CH; c = c + 1) begin : g_ptr
+            assign ptrs[64*c +: 64] = {argr[A_PTR + 2*c + 1], argr[A_PTR + 2*c]};
+        end
+    endgenerate
+
+    // ================================================================ HBM engines
+    localparam [1:0] T_FETCH = 0, T_DMA = 1, T_MPU = 2;
+    wire rq_ready;
+    reg  rq_valid;
+    reg  [BA-1:0] rq_beat;
+    reg  [15:0] rq_n;
+    reg  rq_tile;
+    reg  [1:0] rq_tag;
+    wire d_valid, d_last;
+    wire d_ready;
+    wire [CH*HBM_BITS-1:0] d_data;
+    wire [1:0] d_tag;
+    wire rd_err, wr_err, rd_idle, wr_idle;
+    reg  err_clr;
+    dfx_hbm_rd #(.CH(CH), .PBITS(HBM_BITS), .BA(BA), .TW(2)) u_rd (
+        .clk(clk), .rst(rst), .ptr(ptrs),
+        .req_valid(rq_valid), .req_ready(rq_ready), .req_beat(rq_beat), .req_n(rq_n), .req_tile(rq_tile),
+        .req_tag(rq_tag), .d_valid(d_valid), .d_ready(d_ready), .d_data(d_data), .d_tag(d_tag), .d_last(d_last),
+        .err(rd_err), .err_clr(err_clr), .idle(rd_idle),
+        .m_arvalid(hbm_arvalid), .m_arready(hbm_arready), .m_araddr(hbm_araddr), .m_arlen(hbm_arlen),
+        .m_rvalid(hbm_rvalid), .m_rready(hbm_rready), .m_rdata(hbm_rdata), .m_rresp(hbm_rresp));
+    generate
+        for (c = 0; c < CH; c = c + 1) begin : g_axi
+            assign hbm_arsize[3*c +: 3] = LPB[2:0];
+            assign hbm_arburst[2*c +: 2] = 2'b01;
+            assign hbm_awsize[3*c +: 3] = LPB[2:0];
+            assign hbm_awburst[2*c +: 2] = 2'b01;
+            assign hbm_awlen[8*c +: 8] = 8'd0;
+            assign hbm_wlast[c] = 1'b1;
+        end
+    endgenerate
+    wire wq_valid, wq_ready;
+    wire [BA-1:0] wq_beat;
+    wire [HBM_BITS-1:0] wq_data;
+    wire [PB-1:0] wq_strb;
+    dfx_hbm_wr #(.CH(CH), .PBITS(HBM_BITS), .BA(BA)) u_wr (
+        .clk(clk), .rst(rst), .ptr(ptrs),
+        .w_valid(wq_valid), .w_ready(wq_ready), .w_beat(wq_beat), .w_data(wq_data), .w_strb(wq_strb),
+        .err(wr_err), .err_clr(err_clr), .idle(wr_idle),
+        .m_awvalid(hbm_awvalid), .m_awready(hbm_awready), .m_awaddr(hbm_awaddr),
+        .m_wvalid(hbm_wvalid), .m_wready(hbm_wready), .m_wdata(hbm_wdata), .m_wstrb(hbm_wstrb),
+        .m_bvalid(hbm_bvalid), .m_bready(hbm_bready), .m_bresp(hbm_bresp));
+
+    // DDR: the port exists for the Vitis link (targets with DDR keep their embeddings there);
+    // the DMA does not drive it yet, so DDR instructions are refused (docs/hw.md).
+    assign ddr_awvalid = 1'b0; assign ddr_awaddr = 64'd0; assign ddr_awlen = 8'd0;
+    assign ddr_awsize = 3'd0; assign ddr_awburst = 2'b01;
+    assign ddr_wvalid = 1'b0; assign ddr_wdata = {DDR_BITS{1'b0}}; assign ddr_wstrb = {(DDR_BITS/8){1'b0}};
+    assign ddr_wlast = 1'b0; assign ddr_bready = 1'b1;
+    assign ddr_arvalid = 1'b0; assign ddr_araddr = 64'd0; assign ddr_arlen = 8'd0;
+    assign ddr_arsize = 3'd0; assign ddr_arburst = 2'b01; assign ddr_rready = 1'b1;
+    /* verilator lint_off UNUSEDSIGNAL */
+    wire ddr_unused = &{1'b0, ddr_awready, ddr_wready, ddr_bvalid, ddr_bresp, ddr_arready, ddr_rvalid,
+                        ddr_rdata, ddr_rresp, ddr_rlast, hbm_rlast, s_axi_control_wstrb, a_entry[63:40]};
+    /* verilator lint_on UNUSEDSIGNAL */
+
+    // ================================================================ controller state
+    localparam [3:0] C_IDLE = 0, C_RUN = 1, C_WAIT = 2, C_END = 3, C_ERR = 4, C_STATUS = 5,
+                     C_SDRAIN = 6, C_DONE = 7, C_START = 8;
+    reg [3:0] cs;
+    reg [31:0] R [0:15];
+    wire [511:0] regs_flat;
+    generate
+        for (c = 0; c < 16; c = c + 1) begin : g_regs
+            assign regs_flat[32*c +: 32] = R[c];
+        end
+    endgenerate
+    reg [31:0] pc;
+    reg [2:0] act;                       // the unit running: 1 dma, 2 mpu, 3 vpu, 4 net
+    reg [511:0] cur;                     // the instruction issued last (for the status record)
+    reg [7:0] e_code;
+    reg [31:0] e_d1, e_d2;
+    reg [63:0] n_cycles, n_retired;
+    reg [63:0] n_busy [0:3];
+    reg [63:0] n_stall [0:3];
+    assign core_start = (cs == C_IDLE) && ap_start;
+    assign core_done = (cs == C_DONE);
+
+    // ================================================================ fetch
+    wire iq_valid;
+    wire [511:0] iq_data;
+    wire iq_pop;
+    wire [$clog2(IQ_DEPTH):0] iq_count;
+    reg  [63:0] fa;                      // next instruction address to request
+    reg  [$clog2(IQ_DEPTH):0] f_inflight;
+    reg  f_on;                           // fetching for the current run
+    reg  f_end;                          // no further instruction fits in HBM
+    reg  [511:0] f_acc;
+    reg  [7:0] f_beats;
+    wire f_d = d_valid && d_tag == T_FETCH;
+    wire f_push_now;
+    wire [511:0] f_word;
+    reg  [63:0] fpush;                   // address of the next instruction to arrive
+    generate
+        if (PB > 64) begin : g_fw
+            assign f_word = d_data[512*fpush[LPB-1:6] +: 512];
+            assign f_push_now = f_d;
+        end else if (PB == 64) begin : g_f1
+            assign f_word = d_data[511:0];
+            assign f_push_now = f_d;
+        end else begin : g_fn
+            assign f_word = {d_data[HBM_BITS-1:0], f_acc[511:HBM_BITS]};
+            assign f_push_now = f_d && (f_beats == BPI - 1);
+        end
+    endgenerate
+    dfx_fifo #(.W(512), .DEPTH(IQ_DEPTH)) u_iq (.clk(clk), .rst(rst || cs == C_START),
+        .in_valid(f_push_now && f_on), .in_ready(), .in_data(f_word),
+        .out_valid(iq_valid), .out_ready(iq_pop), .out_data(iq_data), .count(iq_count));
+    wire f_req = f_on && !f_end && ({1'b0, f_inflight} + iq_count < IQ_DEPTH) && (cs == C_RUN || cs == C_WAIT);
+
+    // ================================================================ units
+    wire dma_busy, dma_done, dma_err, dma_stall;
+    wire mpu_busy, mpu_done, mpu_err, mpu_stall, mpu_active;
+    wire vpu_busy, vpu_done, vpu_err;
+    wire net_busy, net_done, net_err, net_stall;
+    wire [7:0] dma_code, mpu_code, vpu_code, net_code;
+    wire [31:0] dma_d1, dma_d2, net_d1, net_d2;
+    reg  u_start [1:4];
+    reg  [31:0] cn0, cn1, cn2;
+    wire [AW-1:0] dma_ra, mpu_ra, mpu_rb, vpu_ra, vpu_rb, net_ra;
+    wire [16*NB-1:0] ra_data, rb_data;
+    wire dma_bw, mpu_bw, vpu_bw, net_bw;
+    wire [AW-1:0] dma_ba, mpu_ba, vpu_ba, net_ba;
+    wire [16*NB-1:0] dma_bd, mpu_bd, vpu_bd, net_bd;
+    wire [NB-1:0] dma_bm, mpu_bm, vpu_bm, net_bm;
+    wire dma_rq_valid, mpu_rq_valid, dma_rd_ready, mpu_rd_ready;
+    wire [BA-1:0] dma_rq_beat, mpu_rq_beat;
+    wire [15:0] dma_rq_n, mpu_rq_n;
+    wire dma_wq_valid;
+    wire [BA-1:0] dma_wq_beat;
+    wire [HBM_BITS-1:0] dma_wq_data;
+    wire [PB-1:0] dma_wq_strb;
+
+    // HBM read arbitration: the running unit and the fetch unit alternate
+    reg last_fetch;
+    wire u_rq = dma_rq_valid || mpu_rq_valid;
+    wire grant_unit = u_rq && (!f_req || last_fetch);
+    wire req_take = !rq_valid || rq_ready;
+    wire dma_rq_ready = req_take && grant_unit && dma_rq_valid;
+    wire mpu_rq_ready = req_take && grant_unit && !dma_rq_valid && mpu_rq_valid;
+    wire f_take = req_take && !grant_unit && f_req;
+    always @(posedge clk) begin
+        if (rst) begin
+            rq_valid <= 1'b0;
+            last_fetch <= 1'b0;
+        end else if (req_take) begin
+            rq_valid <= grant_unit || f_req;
+            if (grant_unit) begin
+                last_fetch <= 1'b0;
+                rq_tile <= !dma_rq_valid;
+                rq_tag <= dma_rq_valid ? T_DMA : T_MPU;
+                rq_beat <= dma_rq_valid ? dma_rq_beat : mpu_rq_beat;
+                rq_n <= dma_rq_valid ? dma_rq_n : mpu_rq_n;
+            end else if (f_req) begin
+                last_fetch <= 1'b1;
+                rq_tile <= 1'b0;
+                rq_tag <= T_FETCH;
+                rq_beat <= fa[BA+LPB-1:LPB];
+                rq_n <= BPI[15:0];
+            end
+        end
+    end
+    assign d_ready = (d_tag == T_FETCH) ? 1'b1 : (d_tag == T_DMA) ? dma_rd_ready : mpu_rd_ready;
+
+    // fetch bookkeeping
+    always @(posedge clk) begin
+        if (rst) begin
+            f_on <= 1'b0;
+            f_inflight <= 0;
+            f_beats <= 8'd0;
+        end else begin
+            f_inflight <= f_inflight + {{($clog2(IQ_DEPTH)){1'b0}}, f_take} - {{($clog2(IQ_DEPTH)){1'b0}}, f_push_now};
+            if (f_d) begin
+                f_acc <= f_word;
+                f_beats <= f_push_now ? 8'd0 : f_beats + 8'd1;
+            end
+            if (f_take) begin
+                fa <= fa + 64'd64;
+                if (fa + 64'd128 > HBM_CAP) f_end <= 1'b1;
+            end
+            if (f_push_now) fpush <= fpush + 64'd64;
+            if (cs == C_START) begin
+                fpush <= a_entry;
+                f_on <= 1'b1;
+                f_end <= (a_entry + 64'd64 > HBM_CAP);
+                fa <= a_entry;
+            end else if (cs == C_END || cs == C_ERR) f_on <= 1'b0;
+        end
+    end
+
+    // ================================================================ buffer
+    reg [AW-1:0] ra_addr, rb_addr, bw_addr;
+    reg bw_en;
+    reg [16*NB-1:0] bw_data;
+    reg [NB-1:0] bw_mask;
+    always @* begin
+        case (act)
+            3'd1: begin ra_addr = dma_ra; rb_addr = dma_ra; bw_en = dma_bw; bw_addr = dma_ba; bw_data = dma_bd; bw_mask = dma_bm; end
+            3'd2: begin ra_addr = mpu_ra; rb_addr = mpu_rb; bw_en = mpu_bw; bw_addr = mpu_ba; bw_data = mpu_bd; bw_mask = mpu_bm; end
+            3'd3: begin ra_addr = vpu_ra; rb_addr = vpu_rb; bw_en = vpu_bw; bw_addr = vpu_ba; bw_data = vpu_bd; bw_mask = vpu_bm; end
+            default: begin ra_addr = net_ra; rb_addr = net_ra; bw_en = net_bw; bw_addr = net_ba; bw_data = net_bd; bw_mask = net_bm; end
+        endcase
+    end
+    dfx_vbuf #(.NB(NB), .WORDS(VBUF_WORDS), .AW(AW)) u_vbuf (.clk(clk), .ra_addr(ra_addr), .ra_data(ra_data),
+        .rb_addr(rb_addr), .rb_data(rb_data), .we(bw_en), .w_addr(bw_addr), .w_data(bw_data), .w_mask(bw_mask));
+
+    dfx_dma #(.LANES(LANES), .WIDTH(WIDTH), .NB(NB), .PBITS(HBM_BITS), .CH(CH), .BA(BA), .AW(AW),
+              .VBUF_WORDS(VBUF_WORDS), .HBM_CAP(HBM_CAP), .HAS_DDR(HAS_DDR)) u_dma (
+        .clk(clk), .rst(rst), .start(u_start[1]), .ins(cur), .cnt0(cn0), .cnt1(cn1), .regs(regs_flat),
+        .busy(dma_busy), .done(dma_done), .err(dma_err), .err_code(dma_code), .err_d1(dma_d1), .err_d2(dma_d2),
+        .stall(dma_stall), .ra_addr(dma_ra), .ra_data(ra_data),
+        .bw_en(dma_bw), .bw_addr(dma_ba), .bw_data(dma_bd), .bw_mask(dma_bm),
+        .rq_valid(dma_rq_valid), .rq_ready(dma_rq_ready), .rq_beat(dma_rq_beat), .rq_n(dma_rq_n),
+        .rd_valid(d_valid && d_tag == T_DMA), .rd_ready(dma_rd_ready), .rd_data(d_data[HBM_BITS-1:0]), .rd_last(d_last),
+        .wq_valid(dma_wq_valid), .wq_ready(wq_ready && cs != C_STATUS), .wq_beat(dma_wq_beat), .wq_data(dma_wq_data),
+        .wq_strb(dma_wq_strb), .wr_idle(wr_idle));
+
+    dfx_mpu_path #(.LANES(LANES), .WIDTH(WIDTH), .MUL_LAT(MUL_LAT), .ADD_LAT(ADD_LAT), .NB(NB), .PBITS(HBM_BITS),
+                   .CH(CH), .BA(BA), .AW(AW), .VBUF_WORDS(VBUF_WORDS), .HBM_CAP(HBM_CAP)) u_mpu (
+        .clk(clk), .rst(rst), .start(u_start[2]), .ins(cur), .cnt0(cn0), .cnt1(cn1), .cnt2(cn2), .regs(regs_flat),
+        .busy(mpu_busy), .done(mpu_done), .err(mpu_err), .err_code(mpu_code), .stall(mpu_stall), .active(mpu_active),
+        .ra_addr(mpu_ra), .ra_data(ra_data), .rb_addr(mpu_rb), .rb_data(rb_data),
+        .bw_en(mpu_bw), .bw_addr(mpu_ba), .bw_data(mpu_bd), .bw_mask(mpu_bm),
+        .rq_valid(mpu_rq_valid), .rq_ready(mpu_rq_ready), .rq_beat(mpu_rq_beat), .rq_n(mpu_rq_n),
+        .rd_valid(d_valid && d_tag == T_MPU), .rd_ready(mpu_rd_ready), .rd_data(d_data));
+
+    dfx_vpu_path #(.VWIDTH(VWIDTH), .MUL_LAT(MUL_LAT), .ADD_LAT(ADD_LAT), .RECIP_LAT(RECIP_LAT),
+                   .RSQRT_LAT(RSQRT_LAT), .NB(NB), .AW(AW), .VBUF_WORDS(VBUF_WORDS), .HBM_CAP(HBM_CAP)) u_vpu (
+        .clk(clk), .rst(rst), .start(u_start[3]), .ins(cur), .cnt0(cn0), .cnt1(cn1),
+        .busy(vpu_busy), .done(vpu_done), .err(vpu_err), .err_code(vpu_code),
+        .ra_addr(vpu_ra), .ra_data(ra_data), .rb_addr(vpu_rb), .rb_data(rb_data),
+        .bw_en(vpu_bw), .bw_addr(vpu_ba), .bw_data(vpu_bd), .bw_mask(vpu_bm));
+
+    dfx_net #(.NB(NB), .RW(RING_WORDS), .AW(AW), .VBUF_WORDS(VBUF_WORDS), .HBM_CAP(HBM_CAP),
+              .RING_TIMEOUT(RING_TIMEOUT)) u_net (
+        .clk(clk), .rst(rst), .run_start(cs == C_START), .core_id(core_id), .ncores(ncores),
+        .start(u_start[4]), .ins(cur), .cnt0(cn0), .cnt1(cn1),
+        .busy(net_busy), .done(net_done), .err(net_err), .err_code(net_code), .err_d1(net_d1), .err_d2(net_d2),
+        .stall(net_stall), .ra_addr(net_ra), .ra_data(ra_data),
+        .bw_en(net_bw), .bw_addr(net_ba), .bw_data(net_bd), .bw_mask(net_bm),
+        .s_tvalid(s_axis_ring_tvalid), .s_tready(s_axis_ring_tready), .s_tdata(s_axis_ring_tdata),
+        .s_tlast(s_axis_ring_tlast), .m_tvalid(m_axis_ring_tvalid), .m_tready(m_axis_ring_tready),
+        .m_tdata(m_axis_ring_tdata), .m_tlast(m_axis_ring_tlast));
+
+    // ================================================================ decode and issue
+    wire [5:0] op = iq_data[5:0];
+    wire [3:0] info = dfx_op_unit(op);
+    wire bad = !info[3] || dfx_bad_fields(iq_data);
+    reg [31:0] cv [0:2];
+    reg neg;
+    integer q;
+    always @* begin
+        neg = 1'b0;
+        for (q = 0; q < 3; q = q + 1) begin : cres
+            reg [9:0] lsb;
+            reg [15:0] raw;
+            lsb = dfx_cnt_lsb(op, q[1:0]);
+            raw = iq_data[lsb +: 16];
+            cv[q] = (lsb == 10'd0) ? 32'd0 : raw[15] ? R[raw[3:0]] : {17'd0, raw[14:0]};
+            if (lsb != 10'd0 && raw[15] && cv[q][31]) neg = 1'b1;
+        end
+    end
+    wire [3:0] a_rd = iq_data[`DFX_SETI_RD_LSB +: 4];
+    wire [31:0] a_seti = iq_data[`DFX_SETI_IMM_LSB +: 32];
+    wire [31:0] a_rs = R[iq_data[`DFX_ALUI_RS_LSB +: 4]];
+    wire [31:0] a_imm = iq_data[`DFX_ALUI_IMM_LSB +: 32];
+    wire [31:0] a_rt = R[iq_data[`DFX_ALU_RT_LSB +: 4]];
+    reg [31:0] alu;
+    always @* begin
+        case (op)
+            `DFX_OP_SETI: alu = a_seti;
+            `DFX_OP_ADDI: alu = a_rs + a_imm;
+            `DFX_OP_MULI: alu = a_rs * a_imm;
+            default:      alu = a_rs + a_rt;
+        endcase
+    end
+    wire is_alu = (op == `DFX_OP_SETI) || (op == `DFX_OP_ADDI) || (op == `DFX_OP_MULI) || (op == `DFX_OP_ADD);
+    wire u_done = dma_done || mpu_done || vpu_done || net_done;
+    wire u_err = dma_err || mpu_err || vpu_err || net_err;
+    wire run_issue = (cs == C_RUN) && iq_valid;
+    assign iq_pop = run_issue && !bad && !neg && !rd_err && !wr_err;
+
+    // debug (simulation testbenches read these by hierarchical reference)
+    reg dbg_retire;
+    reg [31:0] dbg_retire_pc;
+    reg [5:0] dbg_retire_op;
+
+    // status record
+    wire [8*`DFX_STATUS_BYTES-1:0] rec;
+    assign rec[8*`DFX_ST_MAGIC +: 32] = `DFX_STATUS_MAGIC;
+    assign rec[8*`DFX_ST_CODE +: 32] = {24'd0, e_code};
+    assign rec[8*`DFX_ST_CORE +: 32] = {24'd0, core_id};
+    assign rec[8*`DFX_ST_PC +: 32] = pc;
+    assign rec[8*`DFX_ST_DETAIL +: 32] = e_d1;
+    assign rec[8*`DFX_ST_DETAIL2 +: 32] = e_d2;
+    assign rec[8*`DFX_ST_CYCLES +: 64] = n_cycles;
+    assign rec[8*`DFX_ST_BUSY_DMA +: 64] = n_busy[0];
+    assign rec[8*`DFX_ST_BUSY_MPU +: 64] = n_busy[1];
+    assign rec[8*`DFX_ST_BUSY_VPU +: 64] = n_busy[2];
+    assign rec[8*`DFX_ST_BUSY_NET +: 64] = n_busy[3];
+    assign rec[8*`DFX_ST_STALL_DMA +: 64] = n_stall[0];
+    assign rec[8*`DFX_ST_STALL_MPU +: 64] = n_stall[1];
+    assign rec[8*`DFX_ST_STALL_VPU +: 64] = n_stall[2];
+    assign rec[8*`DFX_ST_STALL_NET +: 64] = n_stall[3];
+    assign rec[8*`DFX_ST_RETIRED +: 64] = n_retired;
+    assign rec[8*`DFX_ST_INSTR +: 512] = cur;
+    assign rec[8*104 +: 8*24] = {(8*24){1'b0}};
+    assign rec[8*192 +: 8*64] = {(8*64){1'b0}};
+    reg [7:0] s_i;
+    wire [63:0] s_beat = (a_status >> LPB) + {56'd0, s_i};
+    assign wq_valid = (cs == C_STATUS) ? 1'b1 : dma_wq_valid;
+    assign wq_beat = (cs == C_STATUS) ? s_beat[BA-1:0] : dma_wq_beat;
+    assign wq_data = (cs == C_STATUS) ? rec[HBM_BITS*s_i +: HBM_BITS] : dma_wq_data;
+    assign wq_strb = (cs == C_STATUS) ? {PB{1'b1}} : dma_wq_strb;
+
+    always @(posedge clk) begin
+        dbg_retire <= 1'b0;
+        err_clr <= 1'b0;
+        for (k = 1; k <= 4; k = k + 1) u_start[k] <= 1'b0;
+        if (rst) begin
+            cs <= C_IDLE;
+            act <= 3'd0;
+        end else begin
+            if (cs != C_IDLE && cs != C_DONE) begin
+                n_cycles <= n_cycles + 64'd1;
+                n_busy[0] <= n_busy[0] + {63'd0, dma_busy};
+                n_busy[1] <= n_busy[1] + {63'd0, mpu_busy};
+                n_busy[2] <= n_busy[2] + {63'd0, vpu_busy};
+                n_busy[3] <= n_busy[3] + {63'd0, net_busy};
+                n_stall[0] <= n_stall[0] + {63'd0, dma_stall};
+                n_stall[1] <= n_stall[1] + {63'd0, mpu_stall};
+                n_stall[3] <= n_stall[3] + {63'd0, net_stall};
+            end
+            case (cs)
+                C_IDLE: if (ap_start) begin
+                    cs <= C_START;
+                    for (k = 0; k < 16; k = k + 1) R[k] <= 32'd0;
+                    R[1] <= argr[A_NTOK];
+                    R[2] <= argr[A_POS];
+                    R[3] <= argr[A_CORE];
+                    R[4] <= argr[A_NCORES];
+                    pc <= 32'd0;
+                    e_code <= `DFX_ERR_OK;
+                    e_d1 <= 32'd0;
+                    e_d2 <= 32'd0;
+                    cur <= 512'd0;
+                    n_cycles <= 64'd0;
+                    n_retired <= 64'd0;
+                    for (k = 0; k < 4; k = k + 1) begin
+                        n_busy[k] <= 64'd0;
+                        n_stall[k] <= 64'd0;
+                    end
+                    err_clr <= 1'b1;
+                end
+                C_START: begin
+                    if (a_entry[5:0] != 6'd0) begin
+                        e_code <= `DFX_ERR_ILLEGAL_INSTRUCTION;
+                        cs <= C_ERR;
+                    end else cs <= C_RUN;
+                end
+                C_RUN: begin
+                    if (rd_err || wr_err) begin
+                        e_code <= `DFX_ERR_ADDRESS;
+                        e_d1 <= 32'hAE;
+                        cs <= C_ERR;
+                    end else if (iq_valid) begin
+                        cur <= iq_data;
+                        if (bad || neg) begin
+                            e_code <= `DFX_ERR_ILLEGAL_INSTRUCTION;
+                            cs <= C_ERR;
+                        end else if (info[2:0] == 3'd0) begin
+                            if (is_alu) R[a_rd] <= alu;
+                            dbg_retire <= 1'b1;
+                            dbg_retire_pc <= pc;
+                            dbg_retire_op <= op;
+                            n_retired <= n_retired + 64'd1;
+                            if (op == `DFX_OP_END) cs <= C_END;
+                            else pc <= pc + 32'd1;
+                        end else begin
+                            act <= info[2:0];
+                            u_start[info[2:0]] <= 1'b1;
+                            cn0 <= cv[0];
+                            cn1 <= cv[1];
+                            cn2 <= cv[2];
+                            cs <= C_WAIT;
+                        end
+                    end else if (f_end && f_inflight == 0 && !f_push_now) begin
+                        e_code <= `DFX_ERR_NO_END;
+                        cs <= C_ERR;
+                    end
+                    if (pc >= 32'd1048576) begin
+                        e_code <= `DFX_ERR_NO_END;
+                        cs <= C_ERR;
+                    end
+                end
+                C_WAIT: begin
+                    if (u_err) begin
+                        e_code <= dma_err ? dma_code : mpu_err ? mpu_code : vpu_err ? vpu_code : net_code;
+                        e_d1 <= dma_err ? dma_d1 : net_err ? net_d1 : 32'd0;
+                        e_d2 <= dma_err ? dma_d2 : net_err ? net_d2 : 32'd0;
+                        cs <= C_ERR;
+                    end else if (u_done) begin
+                        dbg_retire <= 1'b1;
+                        dbg_retire_pc <= pc;
+                        dbg_retire_op <= cur[5:0];
+                        n_retired <= n_retired + 64'd1;
+                        pc <= pc + 32'd1;
+                        cs <= C_RUN;
+                    end
+                end
+                C_END, C_ERR: if (wr_idle && rd_idle && f_inflight == 0 && !rq_valid) begin
+                    if (cs == C_END && (rd_err || wr_err)) begin
+                        e_code <= `DFX_ERR_ADDRESS;
+                        e_d1 <= 32'hAE;
+                    end
+                    s_i <= 8'd0;
+                    cs <= C_STATUS;
+                end
+                C_STATUS: if (wq_ready) begin
+                    if (s_i + 1 == SBEATS) cs <= C_SDRAIN;
+                    s_i <= s_i + 8'd1;
+                end
+                C_SDRAIN: if (wr_idle) cs <= C_DONE;
+                C_DONE: cs <= C_IDLE;
+                default: cs <= C_IDLE;
+            endcase
+        end
+    end
+endmodule
+
+`default_nettype wire
