@@ -14,14 +14,13 @@
 //   a master must not wait for WREADY before raising AWVALID.
 // * Read latency L (+hbm_lat=L, or +ddr_lat=L when IS_DDR; default 1, at least 1): a read burst
 //   whose address is accepted at clock edge t can hand over its first beat at edge t + L.
-// * Backpressure (+hbm_stall=P, percent, default 0): on each cycle each of ARREADY, AWREADY,
+// * Backpressure (+hbm_stall=P, percent, default 0, the DDR too): on each cycle each of ARREADY, AWREADY,
 //   WREADY is held low with probability P/100, and RVALID / BVALID are not raised (once raised
 //   they stay up until taken, as AXI requires). The draws come from a per-instance xorshift32
 //   seeded from +seed=S (default 1) and INDEX, so every simulator gives the same cycles.
 // * Backdoor for the testbench (zero simulated time): tasks load / dump ($readmemh / $writememh
-//   of the first n beats, hex, one beat per line, most significant byte first), host_write /
-//   host_read (n <= HOSTB bytes at a byte offset, across beats; byte j in bits [8j+7:8j]), and
-//   hierarchical access to `mem` for single beats.
+//   of the first n beats, hex, one beat per line, most significant byte first) and host_write /
+//   host_read (n <= HOSTB bytes at a byte offset, across beats; byte j in bits [8j+7:8j]).
 //
 // All outputs are registers (no combinational path from the master's signals).
 `default_nettype none

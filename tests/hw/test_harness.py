@@ -287,22 +287,30 @@ def test_ddr_and_32_channels_on_u280_icarus():
         devs[0].close()
 
 
-def test_session_drives_the_rtl_devices(tmp_path):
-    """dfx.host.runtime.Session on the rtl backend: the bundle's channel images, arguments, start,
-    wait and the status record go through the testbench (the stub reads the program's first beat)."""
-    need("icarus")
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory) -> Path:
+    """A one-layer random GPT-2 (vocabulary 512) compiled for 2 tiny cores."""
     torch = pytest.importorskip("torch")
     transformers = pytest.importorskip("transformers")
     from dfx.compiler.driver import compile_model
-    from dfx.host.runtime import Session
 
+    d = tmp_path_factory.mktemp("rtl_bundle")
     torch.manual_seed(0)
     cfg = transformers.GPT2Config(n_layer=1, n_embd=64, n_head=4, n_positions=32, vocab_size=512,
                                   bos_token_id=0, eos_token_id=0)
-    transformers.GPT2LMHeadModel(cfg).save_pretrained(tmp_path / "m")
-    compile_model(str(tmp_path / "m"), 2, tmp_path / "b", target="tiny", progress=False)
-    sess = Session(tmp_path / "b", backend="rtl", sim="icarus", rtl_sources=STUB, ring_timeout=RING_TIMEOUT,
-                   hbm_bytes=max(c["hbm_bytes"] for c in Bundle(tmp_path / "b").cards))
+    transformers.GPT2LMHeadModel(cfg).save_pretrained(d / "m")
+    compile_model(str(d / "m"), 2, d / "b", target="tiny", progress=False)
+    return d / "b"
+
+
+def test_session_drives_the_rtl_devices(bundle):
+    """dfx.host.runtime.Session on the rtl backend: the bundle's channel images, arguments, start,
+    wait and the status record go through the testbench (the stub reads the program's first beat)."""
+    need("icarus")
+    from dfx.host.runtime import Session
+
+    sess = Session(bundle, backend="rtl", sim="icarus", rtl_sources=STUB, ring_timeout=RING_TIMEOUT,
+                   hbm_bytes=max(c["hbm_bytes"] for c in Bundle(bundle).cards))
     try:
         b = sess.bundle
         logits, _best, cnt = sess.call("generate", [5], 3)
@@ -314,3 +322,23 @@ def test_session_drives_the_rtl_devices(tmp_path):
         assert logits.size == 512
     finally:
         sess.close()
+
+
+def test_cli_generate_passes_the_rtl_options(bundle, monkeypatch):
+    """`dfx generate --backend rtl --rtl-sim S --waves W` opens the Session with those options and
+    memories as large as the bundle's map (a recording stand-in for Session stops it there)."""
+    from dfx import cli
+    from dfx.host import runtime
+
+    seen = {}
+
+    def stand_in(bundle, backend, **kw):
+        seen.update(kw, backend=backend)
+        raise DfxError("stand-in")
+
+    monkeypatch.setattr(runtime, "Session", stand_in)
+    assert cli.main(["generate", str(bundle), "--prompt-ids", "1", "--backend", "rtl",
+                     "--rtl-sim", "icarus", "--waves", "w.vcd"]) == 1
+    cards = Bundle(bundle).cards
+    assert seen["backend"] == "rtl" and seen["sim"] == "icarus" and seen["waves"] == "w.vcd"
+    assert seen["hbm_bytes"] == max(c["hbm_bytes"] for c in cards) and seen["ddr_bytes"] == 0
