@@ -7,6 +7,7 @@ steps) the logits of every card and the chosen ids must be equal bit for bit, an
 status record must report a clean END with its cycle counters.
 """
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -52,7 +53,8 @@ def test_bundle_rtl_equals_exact_sim(model, tmp_path, n):
     bundle = tmp_path / "b"
     sim = Session(bundle, backend="sim", mode="exact")
     want = _calls(sim)
-    rtl = Session(bundle, backend="rtl", sim="verilator")
+    cards = json.loads((bundle / "manifest.json").read_text())["cards"]
+    rtl = Session(bundle, backend="rtl", sim="verilator", hbm_bytes=max(c["hbm_bytes"] for c in cards))
     try:
         got = _calls(rtl)
         counters = [d.counters() for d in rtl.devices]
