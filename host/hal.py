@@ -37,6 +37,16 @@ REG_ENTRY, REG_NTOK, REG_POS, REG_CORE, REG_NCORES, REG_STATUS = (
 WIDE_ARGS = {a.name for a in kernel.kernel_args(load_target("tiny")) if a.bits == 64}
 
 
+def beat_chunks(addr: int, nbytes: int, port_bytes: int, channels: int):
+    """Flat HBM host I/O split at beat boundaries: (channel, channel offset, offset in data, bytes)."""
+    off = 0
+    while off < nbytes:
+        ch, caddr = channel_of(addr + off, port_bytes, channels)
+        n = min(port_bytes - (addr + off) % port_bytes, nbytes - off)
+        yield ch, caddr, off, n
+        off += n
+
+
 def check_status(raw: bytes, index: int) -> dict:
     """Parse a status record read back from a card; raise the simulator's typed error for a fault.
 
@@ -238,20 +248,13 @@ class XrtDevice(Device):
     def load_ddr(self, data):
         self.load_hbm_channel(self.t.hbm.channels, data)
 
-    def _locate(self, space, addr):
-        if space == "ddr":
-            return self.t.hbm.channels, addr
-        return channel_of(addr, self.t.port_bytes, self.t.hbm.channels)
-
     def _chunks(self, space, addr, nbytes):
         """Host I/O split at beat boundaries: (port, offset in that port's buffer, offset in data, bytes)."""
-        P = self.t.port_bytes
-        off = 0
-        while off < nbytes:
-            port, caddr = self._locate(space, addr + off)
-            n = min(P - (addr + off) % P, nbytes - off)
-            yield port, caddr, off, n
-            off += n
+        if space == "ddr":  # one port: split at the same beat width, as before
+            for _ch, _c, off, n in beat_chunks(addr, nbytes, self.t.port_bytes, 1):
+                yield self.t.hbm.channels, addr + off, off, n
+            return
+        yield from beat_chunks(addr, nbytes, self.t.port_bytes, self.t.hbm.channels)
 
     def write_mem(self, space, addr, data):
         for port, caddr, off, n in self._chunks(space, addr, len(data)):

@@ -37,7 +37,6 @@ from dfx.arch import kernel
 from dfx.arch.target import Target
 from dfx.errors import DeviceTimeout, DfxError
 from dfx.host import hal
-from dfx.sim.memory import channel_of
 
 ROOT = Path(__file__).resolve().parent.parent
 RTL_DIR, SIM_DIR, INC_DIR = ROOT / "hw" / "rtl", ROOT / "hw" / "sim", ROOT / "hw" / "include"
@@ -406,13 +405,7 @@ class RtlDevice(hal.Device):
             for off in range(0, nbytes, HOSTB):
                 yield self.t.hbm.channels, addr + off, off, min(HOSTB, nbytes - off)
             return
-        P = self.t.port_bytes
-        off = 0
-        while off < nbytes:
-            ch, caddr = channel_of(addr + off, P, self.t.hbm.channels)
-            n = min(P - (addr + off) % P, nbytes - off)
-            yield ch, caddr, off, n
-            off += n
+        yield from hal.beat_chunks(addr, nbytes, self.t.port_bytes, self.t.hbm.channels)
 
     def write_mem(self, space, addr, data):
         data = bytes(data)

@@ -172,7 +172,6 @@ module dfx_mpu_path #(
     assign stall = f_v && !rd_valid;
     always @(posedge clk) begin
         if (rst || st != S_RUN) begin
-            p_v <= (st == S_RUN) ? 1'b0 : 1'b0;
             f_v <= 1'b0;
             pb <= 0; pi_ <= 0; pnt <= 0; pkt <= 0;
             p_v <= 1'b1;
