@@ -390,3 +390,136 @@ def test_send_recv_allgather_on_two_cores():
         out = np.frombuffer(got[j], np.uint16)[128 * j:]
         assert (out[:R * 13].reshape(R, 13)[:, :C] == slices[1 - j]).all()
         assert (out[32: 32 + R * 24].reshape(R, 24)[:, :2 * C] == np.hstack(slices)).all()
+
+
+# ================================================================== every error the core reports
+UNUSED_OPCODE = min(set(range(1 << isa.OPCODE_BITS)) - set(isa.BY_CODE))
+LOAD8 = make("load", rows=1, cols=8, v=0, vs=8, m=DATA, ms=16)
+VCOPY8 = make("vcopy", rows=1, cols=8, d=0, ds=8, a=8, **{"as": 8})
+
+
+def with_field(ins, field: str, value: int) -> int:
+    """The word of `ins` with one field's bits replaced by `value`, unchecked."""
+    fld, pos = next((f, p) for f, p in isa.LAYOUTS[ins.op.fmt] if f.name == field)
+    return encode_int(ins) & ~(((1 << fld.width) - 1) << pos) | value << pos
+
+
+def past_the_fields(ins) -> int:
+    """The word of `ins` with the first reserved bit after its format's fields set."""
+    f, pos = isa.LAYOUTS[ins.op.fmt][-1]
+    return encode_int(ins) | 1 << (pos + f.width)
+
+
+@pytest.mark.parametrize("prog", [
+    pytest.param([make("nop"), UNUSED_OPCODE], id="unused-opcode"),
+    pytest.param([make("nop"), encode_int(make("nop")) | 1 << isa.OPCODE_BITS], id="reserved-bit-7:6"),
+    pytest.param([past_the_fields(LOAD8)], id="reserved-bit-past-the-fields"),
+    pytest.param([with_field(LOAD8, "space", len(isa.SPACES))], id="enum-out-of-range"),
+    pytest.param([with_field(VCOPY8, "rows", isa.CNT_REG_FLAG | 1 << 4 | 1)], id="count-register-stray-bits"),
+    *(pytest.param([with_field(make(op, rd="r1"), "rd", 0)], id=f"{op}-rd-r0") for op in ("seti", "addi", "muli",
+                                                                                          "add")),
+    pytest.param(assemble("seti rd=r5 imm=-1\nvcopy rows=r5 cols=8 d=0 ds=8 a=8 as=8"), id="negative-count"),
+    pytest.param(assemble("vcopy rows=2 cols=8 d=0 ds=8 a=64 as=4"), id="buffer-stride-below-cols"),
+    pytest.param([make("load", space="ddr", rows=1, cols=8, v=0, vs=8)], id="ddr-on-a-target-without"),
+    pytest.param(assemble(f"mm m=1 k=8 n=4 x=0 xs=8 w={WBASE + WORD} wn=1 out=64 os=4"),
+                 id="weights-not-tile-aligned"),
+    pytest.param(assemble(f"embed rows=1 cols=8 v=0 vs=8 m={DATA} ms=16 ids={DATA + WORD} limit=4"),
+                 id="token-ids-not-4-byte-aligned"),
+    pytest.param(assemble(f"kvstore rows=1 cols=8 v=0 vs=8 m={WBASE + WORD} wn=1 mbs=1"),
+                 id="cache-not-tile-aligned"),
+])
+def test_illegal_instruction(prog):
+    same_error(errors.IllegalInstruction, [prog])
+
+
+@pytest.mark.parametrize("prog", [
+    pytest.param(assemble(f"load rows=1 cols=8 v=0 vs=8 m={T.hbm_bytes - 4} ms=16"), id="load-past-hbm"),
+    pytest.param(assemble(f"store rows=2 cols=8 v=0 vs=8 m={T.hbm_bytes - 32} ms=32"), id="store-past-hbm"),
+    pytest.param(assemble(f"load rows=1 cols=8 v=0 vs=8 m={DATA + 1} ms=16"), id="odd-hbm-address"),
+    pytest.param(assemble(f"load rows=2 cols=8 v={VB - 12} vs=8 m={DATA} ms=16"), id="load-past-buffer"),
+    pytest.param(assemble(f"vadd rows=1 cols=8 d={VB - 3} ds=8 a=0 as=8 b=0 bs=8"), id="vadd-past-buffer"),
+    pytest.param(assemble(f"vsum rows=2 cols=8 d={VB - 1} ds=1 a=0 as=8"), id="vsum-past-buffer"),
+    pytest.param(assemble(f"conv1d m=1 k=8 n=4 x=0 xs=8 w={WBASE} wn=1 out={VB - 2} os=4"),
+                 id="conv1d-past-buffer"),
+    pytest.param(assemble(f"maskedmm m=1 k=8 n=4 x=0 xs=8 w={WBASE} wn=1 out=64 os=8 aux={VB}"),
+                 id="row-max-past-buffer"),
+    pytest.param(assemble(f"send rows=1 cols=8 v={VB - 4} vs=8"), id="send-past-buffer"),
+    pytest.param(assemble(f"allgather rows=1 cols=8 src=0 ss=8 dst={VB - 4} ds=8"), id="allgather-past-buffer"),
+    pytest.param(assemble(f"seti rd=r6 imm={2 * W}\nkvstore tr rows=1 cols=8 v=0 vs=8 m={WBASE} wn=2 mbs=4 preg=r6"),
+                 id="kv-position-past-the-cache"),
+])
+def test_address_error(prog):
+    same_error(errors.AddressError, [prog])
+
+
+@pytest.mark.parametrize("bad", [5, -1])
+def test_embed_id_outside_the_table(bad):
+    """The second of three ids is at the limit of a 5-row table, or negative."""
+    ids = np.array([4, bad, 0], "<i4")
+    sim, hw = same_error(errors.AddressError, [assemble(
+        f"embed rows=3 cols=8 v=0 vs=8 m={DATA} ms=16 ids={DATA + 0x100} limit=5")], data={DATA + 0x100: ids})
+    assert f"token id {bad} in row 1" in str(sim)
+    assert f"token id {bad & 0xFFFFFFFF} in row 1" in str(hw)  # the status record's detail is unsigned
+
+
+# ------------------------------------------------------------------ ring errors (two cores)
+SEND = assemble(f"load rows=1 cols={RW} v=0 vs={RW} m={DATA} ms={RW * WORD}\nsend rows=1 cols={RW} v=0 vs={RW}")
+RECV = assemble(f"recv rows=1 cols={RW} v=0 vs={RW}\nstore rows=1 cols={RW} v=0 vs={RW} m={OUT} ms={RW * WORD}")
+PAYLOAD_BITS = 16 * RW  # a ring word: payload, then src [7:0], seq [23:8], check [31:24] (arch/kernel.py)
+
+
+@pytest.mark.parametrize("kind,k,bit,cause", [
+    pytest.param("drop", 1, 0, 2, id="drop-header"),
+    pytest.param("dup", 1, 0, 2, id="dup-header"),
+    pytest.param("corrupt", 2, 5, 3, id="corrupt-payload"),
+    pytest.param("corrupt", 1, PAYLOAD_BITS, 1, id="corrupt-src"),
+    pytest.param("corrupt", 2, PAYLOAD_BITS + 8, 2, id="corrupt-seq"),
+])
+def test_ring_fault_on_the_link(kind, k, bit, cause):
+    """The k-th word of core 0's message to core 1 (header, one data word) dropped, repeated or with
+    a bit flipped on the link: core 1 reports a RingFault at its recv, with the cause (1 wrong sender,
+    2 sequence, 3 check byte). The simulator's ring has no faulty links: the program runs there."""
+    progs, data = [SEND, RECV], {DATA: f16(np.random.default_rng(50), (RW,))}
+    execute("sim", progs, data=data)
+    with pytest.raises(errors.RingFault) as e:
+        execute(RTL, progs, data=data, before_start=lambda group: group.fault(0, kind, k, bit))
+    assert (e.value.core, e.value.pc, e.value.asm) == (1, 0, to_asm(RECV[0]))
+    assert f"link from core 0 (cause {cause}:" in str(e.value)
+
+
+def test_ring_timeout_is_a_deadlock():
+    """Both cores wait to receive: the simulator finds every live core blocked, the RTL cores time
+    out (RING_TIMEOUT cycles without a word); both name core 0 at its recv."""
+    _sim, hw = same_error(errors.RingDeadlock, [RECV, RECV])
+    assert "ring timeout" in str(hw)
+
+
+@pytest.mark.parametrize("receiver", [
+    pytest.param(assemble(f"recv rows=2 cols={RW} v=0 vs={RW}"), id="rows"),
+    pytest.param(assemble(f"recv rows=1 cols={RW + 1} v=0 vs={RW + 1}"), id="cols"),
+    pytest.param(assemble(f"allgather rows=1 cols={RW} src=0 ss={RW} dst=64 ds={2 * RW}"), id="kind"),
+])
+def test_sync_mismatch(receiver):
+    """Core 1 expects another transfer than core 0's send (size or kind): core 1 reports it."""
+    same_error(errors.SyncMismatch, [SEND, receiver], data={DATA: f16(np.random.default_rng(51), (RW,))})
+
+
+# ------------------------------------------------------------------ no END
+def test_no_end_when_the_entry_leaves_no_room():
+    """The entry is the end of HBM: not one instruction can be fetched (pc 0)."""
+    same_error(errors.IllegalInstruction, [[]], end=False, entry=T.hbm_bytes)
+
+
+# tiny with HBM as large as the testbench's memory models, so that a program can run into its end
+SMALL_HBM = dataclasses.replace(T, name="tiny-small-hbm",
+                                hbm=dataclasses.replace(T.hbm, channel_bytes=MEM // T.hbm.channels))
+
+
+def test_no_end_when_the_program_runs_into_the_end_of_hbm():
+    """Three instructions in the last words of HBM and no END: both stop at pc 3 (on Icarus, whose
+    build of this target takes seconds)."""
+    need("icarus")
+    prog = assemble(f"seti rd=r5 imm=7\nload rows=1 cols=8 v=0 vs=8 m={DATA} ms=16\nnop")
+    sim, _hw = same_error(errors.IllegalInstruction, [prog], backend="icarus", end=False, target=SMALL_HBM,
+                          entry=SMALL_HBM.hbm_bytes - len(prog) * isa.INSTR_BYTES)
+    assert sim.pc == len(prog) and "no end instruction" in str(sim)
