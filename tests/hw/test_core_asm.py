@@ -523,3 +523,162 @@ def test_no_end_when_the_program_runs_into_the_end_of_hbm():
     sim, _hw = same_error(errors.IllegalInstruction, [prog], backend="icarus", end=False, target=SMALL_HBM,
                           entry=SMALL_HBM.hbm_bytes - len(prog) * isa.INSTR_BYTES)
     assert sim.pc == len(prog) and "no end instruction" in str(sim)
+
+
+# ================================================================== Icarus
+def test_icarus_runs_a_program_as_the_simulator_does():
+    """Loads (one of memory no image covers: the memory models start as zeros, as the simulator's
+    memory does), vector and matrix ops, a store: on Icarus the simulator's bytes."""
+    need("icarus")
+    x, tiles = mm_data(np.random.default_rng(60), 2, 8, 4)
+    same_result([assemble(f"""
+        load rows=2 cols=8 v=0 vs=8 m={DATA} ms=16
+        load rows=2 cols=8 v=16 vs=8 m={NEVER_WRITTEN} ms=16
+        vadd bcast=row rows=2 cols=8 d=32 ds=8 a=0 as=8 b=16 bs=8
+        conv1d gelu m=2 k=8 n=4 x=32 xs=8 w={WBASE} wn=1 out=64 os=4
+        store rows=6 cols=8 v=16 vs=8 m={OUT} ms=16
+    """)], backend="icarus", data={DATA: x, WBASE: tiles})
+
+
+# ================================================================== ordering hazards
+def swapped(prog: list, i: int, j: int) -> list:
+    out = list(prog)
+    out[i], out[j] = out[j], out[i]
+    return out
+
+
+def same_result_in_order(prog: list, swap: tuple, **kw) -> list:
+    """same_result of a one-core program, after checking on the simulator that the order of the
+    instructions at swap = (i, j) matters: swapped, they leave other bytes."""
+    assert execute("sim", [swapped(prog, *swap)], **kw) != execute("sim", [prog], **kw), \
+        "the order of these instructions does not show in the bytes read back"
+    return same_result([prog], **kw)
+
+
+@pytest.mark.parametrize("tr", [0, 1])
+def test_raw_hbm_kvstore_then_a_product_reads_the_cache(tr):
+    """kvstore appends two tokens to a cache of stale values and the next instruction reads the
+    cache as its weights: maskedmm (K cache, tr=0: Q K^T) or mm (V cache, tr=1: scores x V)."""
+    rng = np.random.default_rng(70 + tr)
+    head_dim, max_seq, tokens, pos = 8, 8, 2, 2
+    wn, per_head = kv_geometry(tr, max_seq, head_dim)
+    product = (f"mm m={tokens} k={pos + tokens} n={head_dim} x=0 xs={head_dim} w={WBASE} wn={wn} out=200 os={W}"
+               if tr else f"maskedmm m={tokens} k={head_dim} n={pos + tokens} x=0 xs={head_dim} w={WBASE} wn={wn} "
+                          f"out=200 os={W} aux=300 as=1 scale=0.35 mreg=r6")
+    prog = assemble(f"""
+        load rows={tokens} cols={head_dim} v=0 vs={head_dim} m={DATA} ms={head_dim * WORD}
+        load rows={tokens} cols={head_dim} v=100 vs={head_dim} m={DATA + 0x100} ms={head_dim * WORD}
+        seti rd=r6 imm={pos}
+        kvstore {"tr" if tr else ""} rows={tokens} cols={head_dim} v=100 vs={head_dim} m={WBASE} wn={wn} preg=r6
+        {product}
+        store rows={tokens} cols={W} v=200 vs={W} m={OUT} ms={W * WORD}
+        store rows={tokens} cols=1 v=300 vs=1 m={OUT + 256} ms={WORD}
+    """)
+    same_result_in_order(prog, (3, 4), data={DATA: f16(rng, (tokens, head_dim)),
+                                             DATA + 0x100: f16(rng, (tokens, head_dim)),
+                                             WBASE: f16(rng, (per_head * T.tile_bytes // WORD,))})
+
+
+def test_raw_hbm_store_then_load_of_the_same_bytes():
+    """A store over old bytes (not beat aligned) and, next, a load of them and their neighbours."""
+    rng = np.random.default_rng(72)
+    at = DATA + 0x800 + 3 * WORD
+    prog = assemble(f"""
+        load rows=2 cols=11 v=0 vs=11 m={DATA} ms=22
+        store rows=2 cols=11 v=0 vs=11 m={at} ms=30
+        load rows=2 cols=15 v=100 vs=15 m={at - 2 * WORD} ms=30
+        store rows=2 cols=15 v=100 vs=15 m={OUT} ms=30
+    """)
+    same_result_in_order(prog, (1, 2), data={DATA: f16(rng, (2, 11)), DATA + 0x800: f16(rng, (64,))})
+
+
+X_IN = f"load rows=3 cols=16 v=0 vs=16 m={DATA} ms=32"  # x: buffer words 0..47
+X2_IN = f"load rows=3 cols=16 v=100 vs=16 m={DATA + 0x200} ms=32"  # another 3 x 16 at buffer 100
+CONV = f"conv1d m=3 k=16 n=8 x=0 xs=16 w={WBASE} wn=2"  # reads x, writes 3 x 8 (out=, os=)
+
+
+def hazard_data(rng) -> dict:
+    return {DATA: f16(rng, (3, 16)), DATA + 0x200: f16(rng, (3, 16)), WBASE: mm_data(rng, 0, 16, 8)[1]}
+
+
+@pytest.mark.parametrize("reader,writer", [
+    pytest.param(f"{CONV} out=200 os=8", f"load rows=3 cols=16 v=0 vs=16 m={DATA + 0x200} ms=32",
+                 id="mpu-reads-then-dma-writes"),
+    pytest.param("vmul rows=3 cols=8 d=200 ds=8 a=0 as=16 b=0 bs=16", f"{CONV} out=0 os=16",
+                 id="vpu-reads-then-mpu-writes"),
+    pytest.param(f"store rows=3 cols=16 v=0 vs=16 m={OUT + 256} ms=32", "vexp rows=3 cols=16 d=0 ds=16 a=0 as=16",
+                 id="dma-reads-then-vpu-writes"),
+])
+def test_war_on_the_buffer(reader, writer):
+    """One instruction reads buffer region x and the next overwrites x: the reader sees the old x."""
+    prog = assemble(f"""
+        {X_IN}
+        {X2_IN}
+        {reader}
+        {writer}
+        store rows=3 cols=8 v=200 vs=8 m={OUT} ms=16
+        store rows=3 cols=16 v=0 vs=16 m={OUT + 128} ms=32
+    """)
+    same_result_in_order(prog, (2, 3), data=hazard_data(np.random.default_rng(73)))
+
+
+@pytest.mark.parametrize("first,second", [
+    pytest.param(f"{CONV} gelu out=200 os=8", "vcopy rows=3 cols=8 d=200 ds=8 a=100 as=16", id="mpu-then-vpu"),
+    pytest.param("vrecip rows=3 cols=8 d=200 ds=8 a=0 as=16",
+                 f"load rows=3 cols=8 v=200 vs=8 m={DATA + 0x200} ms=32", id="vpu-then-dma"),
+    pytest.param(f"load rows=3 cols=8 v=200 vs=8 m={DATA + 0x200} ms=32",
+                 f"maskedmm m=3 k=16 n=7 x=0 xs=16 w={WBASE} wn=2 out=200 os=8 aux=400 as=1", id="dma-then-mpu"),
+])
+def test_waw_on_the_buffer(first, second):
+    """Two instructions of different units write the same buffer region: the second one's words stay."""
+    prog = assemble(f"""
+        {X_IN}
+        {X2_IN}
+        {first}
+        {second}
+        store rows=3 cols=8 v=200 vs=8 m={OUT} ms=16
+    """)
+    same_result_in_order(prog, (2, 3), data=hazard_data(np.random.default_rng(74)))
+
+
+def test_waw_in_hbm_two_stores_over_the_same_bytes():
+    prog = assemble(f"""
+        load rows=2 cols=16 v=0 vs=16 m={DATA} ms=32
+        store rows=2 cols=9 v=0 vs=16 m={OUT + 2 * WORD} ms=32
+        store rows=2 cols=9 v=16 vs=16 m={OUT + 5 * WORD} ms=32
+    """)
+    same_result_in_order(prog, (1, 2), data={DATA: f16(np.random.default_rng(75), (2, 16))})
+
+
+@pytest.mark.parametrize("prog,swap", [
+    pytest.param(f"seti rd=r5 imm=1\nload rows=3 cols=16 v=0 vs=16 m={DATA} ms=32 mreg=r5 mregs=32\n"
+                 "seti rd=r5 imm=0", (1, 2), id="load-index-register"),
+    pytest.param(f"seti rd=r6 imm=2\n{X_IN}\nkvstore tr rows=3 cols=8 v=0 vs=16 m={OUT} wn=1 preg=r6\n"
+                 "addi rd=r6 rs=r6 imm=3", (2, 3), id="kvstore-position-register"),
+    pytest.param(f"seti rd=r6 imm=0\n{X_IN}\nmaskedmm m=3 k=16 n=8 x=0 xs=16 w={WBASE} wn=2 out=200 os=8 aux=400 "
+                 "as=1 mreg=r6\nseti rd=r6 imm=4", (2, 3), id="maskedmm-mask-register"),
+])
+def test_war_on_a_register(prog, swap):
+    """A unit instruction reads a register (index, position, mask) and the next instruction sets it:
+    the unit uses the old value (the register file is one scoreboard tag)."""
+    prog = assemble(prog + f"""
+        store rows=3 cols=16 v=0 vs=16 m={OUT + 512} ms=32
+        store rows=3 cols=8 v=200 vs=8 m={OUT + 256} ms=16
+    """)
+    same_result_in_order(prog, swap, data=hazard_data(np.random.default_rng(76)))
+
+
+@pytest.mark.parametrize("unit", ["mpu", "vpu", "dma"])
+def test_barrier_between_a_producer_and_its_consumer(unit):
+    """A barrier on the producer's unit between it and its consumer (of another unit)."""
+    producer = {"mpu": f"{CONV} out=200 os=8", "vpu": "vsub rows=3 cols=8 d=200 ds=8 a=0 as=16 b=100 bs=16",
+                "dma": f"load rows=3 cols=8 v=200 vs=8 m={DATA + 0x200} ms=32"}[unit]
+    prog = assemble(f"""
+        {X_IN}
+        {X2_IN}
+        {producer}
+        barrier units={isa.BARRIER_BITS[unit]}
+        vmax rows=3 cols=8 d=300 ds=8 a=200 as=8 b=100 bs=16
+        store rows=3 cols=8 v=300 vs=8 m={OUT} ms=16
+    """)
+    same_result_in_order(prog, (2, 4), data=hazard_data(np.random.default_rng(77)))
