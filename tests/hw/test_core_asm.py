@@ -9,9 +9,11 @@ same core, pc and instruction (assembly). Sections:
 * every instruction (control, DMA, matrix, vector, router);
 * every error the core reports (the status codes of arch/kernel.py), and the ring faults the
   simulator's ring cannot have (the testbench breaks a link on purpose);
-* ordering hazards that the scoreboard rule of arch/isa.py must keep sequential once the four
-  units run in parallel. Each also checks on the simulator that the two instructions in the other
-  order give other bytes, so an overlap that broke the order would be seen.
+* ordering hazards that the scoreboard rule of arch/isa.py must keep sequential once the units
+  run in parallel. In each program, barriers order everything but one pair of instructions (the
+  second one touches what the long first one reaches last), and the test checks on the simulator
+  that the pair in the other order leaves other bytes, so an overlap that broke the order would be
+  seen. And barriers on their own.
 
 Two tests run on Icarus: a short program, and a program that runs into the end of HBM (no END).
 """
@@ -45,11 +47,11 @@ RTL_CORES = 2  # one-core programs leave core 1 idle
 RING_TIMEOUT = 2000  # cycles without a ring word before a core reports a ring timeout
 TIMEOUT_S = 120
 # Flat HBM layout of every test, inside the testbench's smallest memory models (so every test
-# uses the same build): program, inputs, weight tiles and KV caches, outputs, status record.
+# uses the same build): program, inputs, weight tiles and KV caches, status record, outputs.
 MEM = rtl.MIN_BEATS * T.port_bytes * T.hbm.channels
 CODE, DATA, WBASE, OUT = 0, MEM // 8, MEM // 4, MEM // 2
-STATUS = MEM - kernel.STATUS_BYTES
-NEVER_WRITTEN = STATUS - 0x100  # past every image a test loads
+STATUS = OUT - kernel.STATUS_BYTES
+NEVER_WRITTEN = MEM - 0x100  # past every image a test loads
 OUT_BYTES = 1024  # bytes read back from OUT unless a test says otherwise
 # FP16 edge values: +-0, +-inf, NaN, subnormals (read as zero), largest and smallest normals, +-1
 SPECIALS = np.array([0x0000, 0x8000, 0x7C00, 0xFC00, 0x7E00, 0x0001, 0x8001, 0x7BFF, 0xFBFF, 0x0400, 0x3C00,
@@ -98,7 +100,7 @@ def execute(backend: str, progs: list, data=None, read=(OUT, OUT_BYTES), args=No
     "icarus": the rtl backend) from zeroed memory; return each core's HBM bytes at read = (address,
     bytes). data: {address: bytes or array} for every core, or a list of them, one per core; args:
     ntok and pos; before_start(group): called with the rtl devices' group before the start (to break
-    a ring link). A faulting run raises its dfx.errors type from the first faulting core's wait."""
+    a ring link). A faulting run raises its dfx.errors type."""
     n = len(progs)
     per_core = data if isinstance(data, list) else [data or {}] * n
     if backend == "sim":
@@ -321,7 +323,8 @@ def test_lmhead_logits_and_argmax_record():
         store rows={M} cols={N} v=1000 vs={N} m={OUT} ms={N * WORD}
         store rows={M} cols=4 v=900 vs=4 m={OUT + 512} ms={4 * WORD}
     """)], data={DATA: x, WBASE: pack_tiles(w, L, W, wn)})
-    assert np.frombuffer(got[0], np.uint16)[256] == tie[0]
+    records = np.frombuffer(got[0], np.uint16)[256:256 + 4 * M].reshape(M, 4)
+    assert records[0, 0] == tie[0]
 
 
 # ------------------------------------------------------------------ vector unit
@@ -541,144 +544,181 @@ def test_icarus_runs_a_program_as_the_simulator_does():
 
 
 # ================================================================== ordering hazards
+ALL_UNITS = sum(isa.BARRIER_BITS.values())
+
+
 def swapped(prog: list, i: int, j: int) -> list:
     out = list(prog)
     out[i], out[j] = out[j], out[i]
     return out
 
 
-def same_result_in_order(prog: list, swap: tuple, **kw) -> list:
-    """same_result of a one-core program, after checking on the simulator that the order of the
-    instructions at swap = (i, j) matters: swapped, they leave other bytes."""
-    assert execute("sim", [swapped(prog, *swap)], **kw) != execute("sim", [prog], **kw), \
+def hazard(first: str, second: str, before=(), after=()) -> tuple[list, tuple]:
+    """A program in which only the pair (first, second) is left to the scoreboard: barriers on
+    every unit after `before` and before `after`. Returns it and the pair's positions."""
+    lines = [*before, f"barrier units={ALL_UNITS}", first, second, f"barrier units={ALL_UNITS}", *after]
+    return assemble("\n".join(lines)), (len(before) + 1, len(before) + 2)
+
+
+def same_result_in_order(prog: list, swap: tuple, cores: int = 1, **kw) -> list:
+    """same_result of `prog` on `cores` cores, after checking on the simulator that the order of
+    the instructions at swap = (i, j) matters: swapped, they leave other bytes."""
+    assert execute("sim", [swapped(prog, *swap)] * cores, **kw) != execute("sim", [prog] * cores, **kw), \
         "the order of these instructions does not show in the bytes read back"
-    return same_result([prog], **kw)
+    return same_result([prog] * cores, **kw)
 
 
 @pytest.mark.parametrize("tr", [0, 1])
 def test_raw_hbm_kvstore_then_a_product_reads_the_cache(tr):
-    """kvstore appends two tokens to a cache of stale values and the next instruction reads the
-    cache as its weights: maskedmm (K cache, tr=0: Q K^T) or mm (V cache, tr=1: scores x V)."""
+    """kvstore appends two tokens of four heads to caches of stale values, and the next instruction
+    reads the last head's cache (written last) as its weights: maskedmm (K caches, tr=0: Q K^T) or
+    mm (V caches, tr=1: scores x V)."""
     rng = np.random.default_rng(70 + tr)
-    head_dim, max_seq, tokens, pos = 8, 8, 2, 2
+    heads, head_dim, max_seq, tokens, pos = 4, 8, 8, 2, 2
     wn, per_head = kv_geometry(tr, max_seq, head_dim)
-    product = (f"mm m={tokens} k={pos + tokens} n={head_dim} x=0 xs={head_dim} w={WBASE} wn={wn} out=200 os={W}"
-               if tr else f"maskedmm m={tokens} k={head_dim} n={pos + tokens} x=0 xs={head_dim} w={WBASE} wn={wn} "
+    last = WBASE + (heads - 1) * per_head * T.tile_bytes
+    product = (f"mm m={tokens} k={pos + tokens} n={head_dim} x=0 xs={head_dim} w={last} wn={wn} out=200 os={W}"
+               if tr else f"maskedmm m={tokens} k={head_dim} n={pos + tokens} x=0 xs={head_dim} w={last} wn={wn} "
                           f"out=200 os={W} aux=300 as=1 scale=0.35 mreg=r6")
-    prog = assemble(f"""
-        load rows={tokens} cols={head_dim} v=0 vs={head_dim} m={DATA} ms={head_dim * WORD}
-        load rows={tokens} cols={head_dim} v=100 vs={head_dim} m={DATA + 0x100} ms={head_dim * WORD}
-        seti rd=r6 imm={pos}
-        kvstore {"tr" if tr else ""} rows={tokens} cols={head_dim} v=100 vs={head_dim} m={WBASE} wn={wn} preg=r6
-        {product}
-        store rows={tokens} cols={W} v=200 vs={W} m={OUT} ms={W * WORD}
-        store rows={tokens} cols=1 v=300 vs=1 m={OUT + 256} ms={WORD}
-    """)
-    same_result_in_order(prog, (3, 4), data={DATA: f16(rng, (tokens, head_dim)),
-                                             DATA + 0x100: f16(rng, (tokens, head_dim)),
-                                             WBASE: f16(rng, (per_head * T.tile_bytes // WORD,))})
+    new = heads * head_dim
+    prog, swap = hazard(
+        f"kvstore {'tr' if tr else ''} batch={heads} rows={tokens} cols={head_dim} v=100 vs={new} vbs={head_dim} "
+        f"m={WBASE} wn={wn} mbs={per_head} preg=r6", product,
+        before=(f"load rows={tokens} cols={head_dim} v=0 vs={head_dim} m={DATA} ms={head_dim * WORD}",
+                f"load rows={tokens} cols={new} v=100 vs={new} m={DATA + 0x100} ms={new * WORD}",
+                f"seti rd=r6 imm={pos}"),
+        after=(f"store rows={tokens} cols={W} v=200 vs={W} m={OUT} ms={W * WORD}",
+               f"store rows={tokens} cols=1 v=300 vs=1 m={OUT + 256} ms={WORD}"))
+    same_result_in_order(prog, swap, data={DATA: f16(rng, (tokens, head_dim)), DATA + 0x100: f16(rng, (tokens, new)),
+                                           WBASE: f16(rng, (heads * per_head * T.tile_bytes // WORD,))})
 
 
 def test_raw_hbm_store_then_load_of_the_same_bytes():
     """A store over old bytes (not beat aligned) and, next, a load of them and their neighbours."""
     rng = np.random.default_rng(72)
     at = DATA + 0x800 + 3 * WORD
-    prog = assemble(f"""
-        load rows=2 cols=11 v=0 vs=11 m={DATA} ms=22
-        store rows=2 cols=11 v=0 vs=11 m={at} ms=30
-        load rows=2 cols=15 v=100 vs=15 m={at - 2 * WORD} ms=30
-        store rows=2 cols=15 v=100 vs=15 m={OUT} ms=30
-    """)
-    same_result_in_order(prog, (1, 2), data={DATA: f16(rng, (2, 11)), DATA + 0x800: f16(rng, (64,))})
+    prog, swap = hazard(f"store rows=2 cols=11 v=0 vs=11 m={at} ms=30",
+                        f"load rows=2 cols=15 v=100 vs=15 m={at - 2 * WORD} ms=30",
+                        before=(f"load rows=2 cols=11 v=0 vs=11 m={DATA} ms=22",),
+                        after=(f"store rows=2 cols=15 v=100 vs=15 m={OUT} ms=30",))
+    same_result_in_order(prog, swap, data={DATA: f16(rng, (2, 11)), DATA + 0x800: f16(rng, (64,))})
 
 
-X_IN = f"load rows=3 cols=16 v=0 vs=16 m={DATA} ms=32"  # x: buffer words 0..47
-X2_IN = f"load rows=3 cols=16 v=100 vs=16 m={DATA + 0x200} ms=32"  # another 3 x 16 at buffer 100
-CONV = f"conv1d m=3 k=16 n=8 x=0 xs=16 w={WBASE} wn=2"  # reads x, writes 3 x 8 (out=, os=)
+# Buffer regions of the hazard tests. The second instruction of a pair touches the last row of a
+# region, which the long first one reaches last, so that running both at once changes the bytes.
+HR = 8  # rows of x
+X_IN = f"load rows={HR} cols=16 v=0 vs=16 m={DATA} ms=32"  # x: buffer words 0 .. 16*HR
+X2_IN = f"load rows={HR} cols=16 v=200 vs=16 m={DATA + 0x200} ms=32"  # x2: from word 200
+X_LAST = 16 * (HR - 1)  # x's last row
+CONV = f"conv1d m={HR} k=16 n=8 xs=16 w={WBASE} wn=2"  # HR x 8 from x= (give out= os=)
+Y = 400  # HR x 8 results
+Y_OUT = f"store rows={HR} cols=8 v={Y} vs=8 m={OUT} ms=16"
+X_OUT = f"store rows={HR} cols=16 v=0 vs=16 m={OUT + 256} ms=32"
 
 
 def hazard_data(rng) -> dict:
-    return {DATA: f16(rng, (3, 16)), DATA + 0x200: f16(rng, (3, 16)), WBASE: mm_data(rng, 0, 16, 8)[1]}
+    return {DATA: f16(rng, (HR, 16)), DATA + 0x200: f16(rng, (HR, 16)), WBASE: mm_data(rng, 0, 16, 8)[1]}
 
 
 @pytest.mark.parametrize("reader,writer", [
-    pytest.param(f"{CONV} out=200 os=8", f"load rows=3 cols=16 v=0 vs=16 m={DATA + 0x200} ms=32",
+    pytest.param(f"{CONV} x=0 out={Y} os=8", f"load rows=1 cols=16 v={X_LAST} vs=16 m={DATA + 0x200} ms=32",
                  id="mpu-reads-then-dma-writes"),
-    pytest.param("vmul rows=3 cols=8 d=200 ds=8 a=0 as=16 b=0 bs=16", f"{CONV} out=0 os=16",
+    pytest.param(f"vmul rows={HR} cols=8 d={Y} ds=8 a=0 as=16 b=0 bs=16", f"{CONV} x=200 out=0 os=16",
                  id="vpu-reads-then-mpu-writes"),
-    pytest.param(f"store rows=3 cols=16 v=0 vs=16 m={OUT + 256} ms=32", "vexp rows=3 cols=16 d=0 ds=16 a=0 as=16",
-                 id="dma-reads-then-vpu-writes"),
+    pytest.param(f"store rows={HR} cols=16 v=0 vs=16 m={OUT + 512} ms=32",
+                 f"vexp rows=1 cols=16 d={X_LAST} ds=16 a={X_LAST} as=16", id="dma-reads-then-vpu-writes"),
 ])
 def test_war_on_the_buffer(reader, writer):
     """One instruction reads buffer region x and the next overwrites x: the reader sees the old x."""
-    prog = assemble(f"""
-        {X_IN}
-        {X2_IN}
-        {reader}
-        {writer}
-        store rows=3 cols=8 v=200 vs=8 m={OUT} ms=16
-        store rows=3 cols=16 v=0 vs=16 m={OUT + 128} ms=32
-    """)
-    same_result_in_order(prog, (2, 3), data=hazard_data(np.random.default_rng(73)))
+    prog, swap = hazard(reader, writer, before=(X_IN, X2_IN), after=(Y_OUT, X_OUT))
+    same_result_in_order(prog, swap, data=hazard_data(np.random.default_rng(73)))
 
 
-@pytest.mark.parametrize("first,second", [
-    pytest.param(f"{CONV} gelu out=200 os=8", "vcopy rows=3 cols=8 d=200 ds=8 a=100 as=16", id="mpu-then-vpu"),
-    pytest.param("vrecip rows=3 cols=8 d=200 ds=8 a=0 as=16",
-                 f"load rows=3 cols=8 v=200 vs=8 m={DATA + 0x200} ms=32", id="vpu-then-dma"),
-    pytest.param(f"load rows=3 cols=8 v=200 vs=8 m={DATA + 0x200} ms=32",
-                 f"maskedmm m=3 k=16 n=7 x=0 xs=16 w={WBASE} wn=2 out=200 os=8 aux=400 as=1", id="dma-then-mpu"),
+LONG = 8 * HR  # rows of a long reduction (over x, x2 and zeros: 16 words a row from word 0)
+LONG_Y = 2000  # its LONG results, one word a row
+
+
+@pytest.mark.parametrize("first,second,after", [
+    pytest.param(f"{CONV} gelu x=0 out={Y} os=8", f"vcopy rows={HR} cols=8 d={Y} ds=8 a=200 as=16", Y_OUT,
+                 id="mpu-then-vpu"),
+    pytest.param(f"vsum rows={LONG} cols=16 d={LONG_Y} ds=1 a=0 as=16",
+                 f"load rows=1 cols=8 v={LONG_Y + LONG - 8} vs=8 m={DATA + 0x200} ms=32",
+                 f"store rows=1 cols=16 v={LONG_Y + LONG - 16} vs=16 m={OUT} ms=32", id="vpu-then-dma"),
+    pytest.param(f"load rows={HR} cols=8 v={Y} vs=8 m={DATA + 0x200} ms=32",
+                 f"maskedmm m={HR} k=16 n=7 x=0 xs=16 w={WBASE} wn=2 out={Y} os=8 aux=900 as=1", Y_OUT,
+                 id="dma-then-mpu"),
 ])
-def test_waw_on_the_buffer(first, second):
+def test_waw_on_the_buffer(first, second, after):
     """Two instructions of different units write the same buffer region: the second one's words stay."""
-    prog = assemble(f"""
-        {X_IN}
-        {X2_IN}
-        {first}
-        {second}
-        store rows=3 cols=8 v=200 vs=8 m={OUT} ms=16
-    """)
-    same_result_in_order(prog, (2, 3), data=hazard_data(np.random.default_rng(74)))
+    prog, swap = hazard(first, second, before=(X_IN, X2_IN), after=(after,))
+    same_result_in_order(prog, swap, data=hazard_data(np.random.default_rng(74)))
+
+
+def test_war_in_hbm_a_store_over_the_weights_of_a_product():
+    """conv1d reads its weight tiles from HBM and the next instruction stores over the last of them."""
+    last_tile = WBASE + 3 * T.tile_bytes
+    prog, swap = hazard(f"{CONV} x=0 out={Y} os=8", f"store rows=2 cols=16 v=0 vs=16 m={last_tile} ms=32",
+                        before=(X_IN,), after=(Y_OUT,))
+    same_result_in_order(prog, swap, data=hazard_data(np.random.default_rng(78)))
 
 
 def test_waw_in_hbm_two_stores_over_the_same_bytes():
-    prog = assemble(f"""
-        load rows=2 cols=16 v=0 vs=16 m={DATA} ms=32
-        store rows=2 cols=9 v=0 vs=16 m={OUT + 2 * WORD} ms=32
-        store rows=2 cols=9 v=16 vs=16 m={OUT + 5 * WORD} ms=32
-    """)
-    same_result_in_order(prog, (1, 2), data={DATA: f16(np.random.default_rng(75), (2, 16))})
+    """Two stores over overlapping HBM bytes (not beat aligned): the second one's bytes stay."""
+    prog, swap = hazard(f"store rows=2 cols=9 v=0 vs=16 m={OUT + 2 * WORD} ms=32",
+                        f"store rows=2 cols=9 v=16 vs=16 m={OUT + 5 * WORD} ms=32",
+                        before=(f"load rows=2 cols=16 v=0 vs=16 m={DATA} ms=32",))
+    same_result_in_order(prog, swap, data={DATA: f16(np.random.default_rng(75), (2, 16))})
 
 
-@pytest.mark.parametrize("prog,swap", [
-    pytest.param(f"seti rd=r5 imm=1\nload rows=3 cols=16 v=0 vs=16 m={DATA} ms=32 mreg=r5 mregs=32\n"
-                 "seti rd=r5 imm=0", (1, 2), id="load-index-register"),
-    pytest.param(f"seti rd=r6 imm=2\n{X_IN}\nkvstore tr rows=3 cols=8 v=0 vs=16 m={OUT} wn=1 preg=r6\n"
-                 "addi rd=r6 rs=r6 imm=3", (2, 3), id="kvstore-position-register"),
-    pytest.param(f"seti rd=r6 imm=0\n{X_IN}\nmaskedmm m=3 k=16 n=8 x=0 xs=16 w={WBASE} wn=2 out=200 os=8 aux=400 "
-                 "as=1 mreg=r6\nseti rd=r6 imm=4", (2, 3), id="maskedmm-mask-register"),
+SEND_X = "send rows=2 cols=11 v=0 vs=11"
+RECV_Y = "recv rows=2 cols=11 v=100 vs=11"
+X_NEXT = f"load rows=2 cols=11 v=0 vs=11 m={DATA + 0x100} ms=22"
+STORE_Y = f"store rows=2 cols=11 v=100 vs=11 m={OUT} ms=22"
+
+
+@pytest.mark.parametrize("pair,before,after", [
+    pytest.param((SEND_X, X_NEXT), (), (RECV_Y, STORE_Y), id="war-send-then-load"),
+    pytest.param((RECV_Y, STORE_Y), (SEND_X,), (), id="raw-recv-then-store"),
 ])
-def test_war_on_a_register(prog, swap):
+def test_router_and_dma_on_two_cores(pair, before, after):
+    """On both cores: a send reads rows that the next load overwrites, or a store reads the rows
+    that the recv before it wrote."""
+    rng = np.random.default_rng(79)
+    prog, swap = hazard(*pair, before=(f"load rows=2 cols=11 v=0 vs=11 m={DATA} ms=22", *before),
+                        after=(*after, f"store rows=2 cols=11 v=0 vs=11 m={OUT + 64} ms=22"))
+    same_result_in_order(prog, swap, cores=2, data=[{DATA: f16(rng, (2, 11)), DATA + 0x100: f16(rng, (2, 11))}
+                                                    for _core in range(2)])
+
+
+@pytest.mark.parametrize("first,second,before", [
+    pytest.param(f"load rows=3 cols=16 v=0 vs=16 m={DATA} ms=32 mreg=r5 mregs=32", "seti rd=r5 imm=0",
+                 ("seti rd=r5 imm=1",), id="load-index-register"),
+    pytest.param(f"kvstore tr rows=3 cols=8 v=0 vs=16 m={OUT + 768} wn=1 preg=r6", "addi rd=r6 rs=r6 imm=3",
+                 ("seti rd=r6 imm=2", X_IN), id="kvstore-position-register"),
+    pytest.param(f"maskedmm m={HR} k=16 n=8 x=0 xs=16 w={WBASE} wn=2 out={Y} os=8 aux=900 as=1 mreg=r6",
+                 "seti rd=r6 imm=4", ("seti rd=r6 imm=0", X_IN), id="maskedmm-mask-register"),
+])
+def test_war_on_a_register(first, second, before):
     """A unit instruction reads a register (index, position, mask) and the next instruction sets it:
     the unit uses the old value (the register file is one scoreboard tag)."""
-    prog = assemble(prog + f"""
-        store rows=3 cols=16 v=0 vs=16 m={OUT + 512} ms=32
-        store rows=3 cols=8 v=200 vs=8 m={OUT + 256} ms=16
-    """)
+    prog, swap = hazard(first, second, before=before, after=(X_OUT, Y_OUT))
     same_result_in_order(prog, swap, data=hazard_data(np.random.default_rng(76)))
 
 
 @pytest.mark.parametrize("unit", ["mpu", "vpu", "dma"])
 def test_barrier_between_a_producer_and_its_consumer(unit):
-    """A barrier on the producer's unit between it and its consumer (of another unit)."""
-    producer = {"mpu": f"{CONV} out=200 os=8", "vpu": "vsub rows=3 cols=8 d=200 ds=8 a=0 as=16 b=100 bs=16",
-                "dma": f"load rows=3 cols=8 v=200 vs=8 m={DATA + 0x200} ms=32"}[unit]
+    """Barriers order every dependency of this program by themselves (the scoreboard would too): on
+    the loads, on the producer's unit before its consumer (of another unit), and on the consumer."""
+    producer = {"mpu": f"{CONV} x=0 out={Y} os=8", "vpu": f"vsub rows={HR} cols=8 d={Y} ds=8 a=0 as=16 b=200 bs=16",
+                "dma": f"load rows={HR} cols=8 v={Y} vs=8 m={DATA + 0x200} ms=32"}[unit]
     prog = assemble(f"""
         {X_IN}
         {X2_IN}
+        barrier units={isa.BARRIER_BITS["dma"]}
         {producer}
         barrier units={isa.BARRIER_BITS[unit]}
-        vmax rows=3 cols=8 d=300 ds=8 a=200 as=8 b=100 bs=16
-        store rows=3 cols=8 v=300 vs=8 m={OUT} ms=16
+        vmax rows={HR} cols=8 d=700 ds=8 a={Y} as=8 b=200 bs=16
+        barrier units={isa.BARRIER_BITS["vpu"]}
+        store rows={HR} cols=8 v=700 vs=8 m={OUT} ms=16
     """)
-    same_result_in_order(prog, (2, 4), data=hazard_data(np.random.default_rng(77)))
+    same_result_in_order(prog, (3, 5), data=hazard_data(np.random.default_rng(77)))
