@@ -58,10 +58,13 @@ def check_status(raw: bytes, index: int) -> dict:
     if code == 0:
         return st
     name, cls = kernel.STATUS_CODES.get(code, (f"code {code}", "MachineError"))
-    try:
-        asm = to_asm(decode(st["instr"]))
-    except EncodingError:
-        asm = f"raw 0x{int.from_bytes(st['instr'], 'little'):x}"
+    if name == "no_end":
+        asm = None  # pc is one past the last instruction: there is none to name (as in the simulator)
+    else:
+        try:
+            asm = to_asm(decode(st["instr"]))
+        except EncodingError:
+            asm = f"raw 0x{int.from_bytes(st['instr'], 'little'):x}"
     msg = {
         "illegal_instruction": "illegal instruction (hardware decode)",
         "address": f"address outside its memory (detail 0x{st['detail']:x})",

@@ -7,6 +7,9 @@ import types
 import numpy as np
 import pytest
 
+from dfx import errors
+from dfx.arch import kernel
+from dfx.arch.encoding import encode, make, to_asm
 from dfx.arch.target import load_target
 from dfx.errors import DfxError
 from dfx.host import hal
@@ -22,6 +25,19 @@ def test_sim_backend_register_protocol():
         devs[0].write_mem("ddr", 0, b"\0")
     with pytest.raises(DfxError, match="unknown backend"):
         hal.open_devices("fpga", 1, t)
+
+
+def test_status_record_faults_name_core_pc_and_instruction():
+    """A card's status record raises the simulator's error type with the core, the pc and the
+    instruction in assembly; a missing END names none (its pc is past the last instruction)."""
+    load = make("load", rows=1, cols=8, m=0x40)
+    with pytest.raises(errors.AddressError) as e:
+        hal.check_status(kernel.build_status(code=kernel.STATUS_CODE["address"], core=1, pc=7, instr=encode(load)), 1)
+    assert (e.value.core, e.value.pc, e.value.asm) == (1, 7, to_asm(load))
+    with pytest.raises(errors.IllegalInstruction) as e:
+        hal.check_status(kernel.build_status(code=kernel.STATUS_CODE["no_end"], core=0, pc=3,
+                                             instr=encode(make("nop"))), 0)
+    assert (e.value.core, e.value.pc, e.value.asm) == (0, 3, None)
 
 
 class _StandInPyxrt(types.ModuleType):
