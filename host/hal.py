@@ -180,16 +180,25 @@ class SimDevice(Device):
     def counters(self):
         return self._counters
 
+    def close(self):
+        if self.group.trace is not None:
+            self.group.trace.close()
+
 
 class SimGroup:
     """The simulated cards of one appliance: they run together once all have been started."""
 
-    def __init__(self, target: Target, n: int, mode: str):
+    def __init__(self, target: Target, n: int, mode: str, trace=None):
         from dfx.sim.appliance import Appliance
         self.appliance = Appliance(target, n, mode)
         self.n = n
         self.devices = [SimDevice(self, i) for i in range(n)]
         self.started: set[int] = set()
+        self.trace = None
+        if trace is not None:  # the rtl testbench's retire trace format; the last field is the
+            self.trace = open(trace, "w")  # position in the run (the simulator has no clock)
+            for core in self.appliance.cores:
+                core.on_retire = lambda c, pc, op: self.trace.write(f"{c} {pc} {op} {pc}\n")
 
     def run_if_ready(self, timeout_s):
         if self.started != set(range(self.n)):
@@ -202,7 +211,11 @@ class SimGroup:
             args.append({"entry": r.get(REG_ENTRY, 0) | (r.get(REG_ENTRY + 4, 0) << 32),
                          "ntok": r.get(REG_NTOK, 0), "pos": r.get(REG_POS, 0)})
         t0 = time.perf_counter()
-        counters = self.appliance.run([a["entry"] for a in args], args)
+        try:
+            counters = self.appliance.run([a["entry"] for a in args], args)
+        finally:
+            if self.trace is not None:
+                self.trace.flush()
         elapsed = time.perf_counter() - t0
         self.started.clear()
         for d, c in zip(self.devices, counters):
@@ -215,8 +228,9 @@ class SimGroup:
 class SimBackend(Backend):
     name = "sim"
 
-    def open(self, n, target, mode="exact", **opts):
-        return SimGroup(target, n, mode).devices
+    def open(self, n, target, mode="exact", trace=None, **opts):
+        """trace: a file that gets a line "core pc opcode pc" for every retired instruction."""
+        return SimGroup(target, n, mode, trace).devices
 
 
 # --------------------------------------------------------------------------- XRT (pyxrt)

@@ -41,6 +41,9 @@ class PhaseStats:
         self.tokens += tokens
         self.wall_s += wall
         c = self.counters
+        dev = [card["device_cycles"] for card in per_card if "device_cycles" in card]
+        if dev:  # a device that counts cycles (rtl): ap_start to the last card's done, summed over calls
+            c["device_cycles"] = c.get("device_cycles", 0) + max(dev)
         for card in per_card:
             for key in ("macs", "syncs", "ring_bytes_sent"):
                 c[key] = c.get(key, 0) + card.get(key, 0)

@@ -122,6 +122,7 @@ class Core:
         self.pc = 0
         self.cur = None
         self.done = False
+        self.on_retire = None  # called (core id, pc, opcode) after each instruction completes
 
     # ------------------------------------------------------------------ program
     def program(self, entry: int) -> list:
@@ -198,6 +199,8 @@ class Core:
                 if e.pc is None:
                     raise type(e)(e.msg, self.id, pc, to_asm(ins)) from None
                 raise
+            if self.on_retire is not None:
+                self.on_retire(self.id, pc, ins.op.code)
             if name == "end":
                 break
         self.done = True

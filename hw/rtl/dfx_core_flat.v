@@ -8,10 +8,10 @@
 //                      cycle counters, status record
 //          DMA, MPU path, VPU path, router (dfx_dma, dfx_mpu_path, dfx_vpu_path, dfx_net)
 //          on-chip buffer (dfx_vbuf), HBM read and write engines (dfx_hbm_rd, dfx_hbm_wr)
-// Issue is in order and one unit instruction at a time: an instruction starts when the one
-// before it has finished, which trivially keeps the scoreboard rule of arch/isa.py (units
-// overlapping in time is the next step; docs/hw.md). END waits for every write, writes the
-// status record and raises ap_done; an error does the same with the error code, pc and word.
+// Issue is in program order into three unit queues (DMA, compute = MPU or VPU, router) that run
+// in parallel under the scoreboard rule of arch/isa.py (see "issue queues and scoreboard").
+// END waits for every unit and write, writes the status record and raises ap_done; an error
+// stops issue, lets the running units finish, and does the same with the error code, pc and word.
 `default_nettype none
 `include "dfx_isa.vh"
 `include "dfx_kernel.vh"
@@ -281,7 +281,7 @@ module dfx_core_flat #(
     /* verilator lint_on UNUSEDSIGNAL */
 
     // ================================================================ controller state
-    localparam [3:0] C_IDLE = 0, C_RUN = 1, C_WAIT = 2, C_END = 3, C_ERR = 4, C_STATUS = 5,
+    localparam [3:0] C_IDLE = 0, C_RUN = 1, C_HALT = 2, C_END = 3, C_ERR = 4, C_STATUS = 5,
                      C_SDRAIN = 6, C_DONE = 7, C_START = 8;
     reg [3:0] cs;
     reg [31:0] R [0:15];
@@ -291,11 +291,12 @@ module dfx_core_flat #(
             assign regs_flat[32*c +: 32] = R[c];
         end
     endgenerate
-    reg [31:0] pc;
-    reg [2:0] act;                       // the unit running: 1 dma, 2 mpu, 3 vpu, 4 net
-    reg [511:0] cur;                     // the instruction issued last (for the status record)
+    reg [31:0] pc;                       // the instruction at the head of the fetch queue
+    reg [511:0] cur;                     // the instruction that ended the run (status record)
+    reg [31:0] e_pc;                     // its pc
     reg [7:0] e_code;
     reg [31:0] e_d1, e_d2;
+    reg e_pend;                          // an error was seen: nothing more issues or starts
     reg [63:0] n_cycles, n_retired;
     reg [63:0] n_busy [0:3];
     reg [63:0] n_stall [0:3];
@@ -332,7 +333,8 @@ module dfx_core_flat #(
     dfx_fifo #(.W(512), .DEPTH(IQ_DEPTH)) u_iq (.clk(clk), .rst(rst || cs == C_START),
         .in_valid(f_push_now && f_on), .in_ready(), .in_data(f_word),
         .out_valid(iq_valid), .out_ready(iq_pop), .out_data(iq_data), .count(iq_count));
-    wire f_req = f_on && !f_end && ({1'b0, f_inflight} + iq_count < IQ_DEPTH) && (cs == C_RUN || cs == C_WAIT);
+    wire f_req = f_on && !f_end && ({1'b0, f_inflight} + iq_count < IQ_DEPTH) && (cs == C_RUN);
+
 
     // ================================================================ units
     wire dma_busy, dma_done, dma_err, dma_stall;
@@ -342,9 +344,10 @@ module dfx_core_flat #(
     wire [7:0] dma_code, mpu_code, vpu_code, net_code;
     wire [31:0] dma_d1, dma_d2, net_d1, net_d2;
     reg  u_start [1:4];
-    reg  [31:0] cn0, cn1, cn2;
-    wire [AW-1:0] dma_ra, mpu_ra, mpu_rb, vpu_ra, vpu_rb, net_ra;
+    wire [AW-1:0] mpu_ra, mpu_rb, vpu_ra, vpu_rb, dma_vra, net_vra;
     wire [16*NB-1:0] ra_data, rb_data;
+    wire dma_vrq, net_vrq;
+    wire mpu_ua, mpu_ub, vpu_ua, vpu_ub;
     wire dma_bw, mpu_bw, vpu_bw, net_bw;
     wire [AW-1:0] dma_ba, mpu_ba, vpu_ba, net_ba;
     wire [16*NB-1:0] dma_bd, mpu_bd, vpu_bd, net_bd;
@@ -357,26 +360,29 @@ module dfx_core_flat #(
     wire [HBM_BITS-1:0] dma_wq_data;
     wire [PB-1:0] dma_wq_strb;
 
-    // HBM read arbitration: the running unit and the fetch unit alternate
-    reg last_fetch;
+    // HBM read arbitration: the fetch unit and the units alternate, and so do the DMA and the MPU
+    reg last_fetch, last_dma;
     wire u_rq = dma_rq_valid || mpu_rq_valid;
     wire grant_unit = u_rq && (!f_req || last_fetch);
+    wire pick_dma = dma_rq_valid && (!mpu_rq_valid || !last_dma);
     wire req_take = !rq_valid || rq_ready;
-    wire dma_rq_ready = req_take && grant_unit && dma_rq_valid;
-    wire mpu_rq_ready = req_take && grant_unit && !dma_rq_valid && mpu_rq_valid;
+    wire dma_rq_ready = req_take && grant_unit && pick_dma;
+    wire mpu_rq_ready = req_take && grant_unit && !pick_dma;
     wire f_take = req_take && !grant_unit && f_req;
     always @(posedge clk) begin
         if (rst) begin
             rq_valid <= 1'b0;
             last_fetch <= 1'b0;
+            last_dma <= 1'b0;
         end else if (req_take) begin
             rq_valid <= grant_unit || f_req;
             if (grant_unit) begin
                 last_fetch <= 1'b0;
-                rq_tile <= !dma_rq_valid;
-                rq_tag <= dma_rq_valid ? T_DMA : T_MPU;
-                rq_beat <= dma_rq_valid ? dma_rq_beat : mpu_rq_beat;
-                rq_n <= dma_rq_valid ? dma_rq_n : mpu_rq_n;
+                last_dma <= pick_dma;
+                rq_tile <= !pick_dma;
+                rq_tag <= pick_dma ? T_DMA : T_MPU;
+                rq_beat <= pick_dma ? dma_rq_beat : mpu_rq_beat;
+                rq_n <= pick_dma ? dma_rq_n : mpu_rq_n;
             end else if (f_req) begin
                 last_fetch <= 1'b1;
                 rq_tile <= 1'b0;
@@ -414,61 +420,104 @@ module dfx_core_flat #(
         end
     end
 
-    // ================================================================ buffer
-    reg [AW-1:0] ra_addr, rb_addr, bw_addr;
-    reg bw_en;
-    reg [16*NB-1:0] bw_data;
-    reg [NB-1:0] bw_mask;
+
+    // ================================================================ buffer ports
+    // Two read ports (A, B) and one write port. The compute unit running (MPU or VPU: one at a
+    // time) holds the ports it uses and is never refused; the DMA and the router take what it
+    // leaves, one read port each per cycle and the write port in turn (their priority alternates
+    // every cycle), and wait when refused.
+    reg sp;                              // 0: the DMA asks first, 1: the router
+    wire cu_a = mpu_ua || vpu_ua;
+    wire cu_b = mpu_ub || vpu_ub;
+    reg dma_ga, dma_gb, net_ga, net_gb;
     always @* begin
-        case (act)
-            3'd1: begin ra_addr = dma_ra; rb_addr = dma_ra; bw_en = dma_bw; bw_addr = dma_ba; bw_data = dma_bd; bw_mask = dma_bm; end
-            3'd2: begin ra_addr = mpu_ra; rb_addr = mpu_rb; bw_en = mpu_bw; bw_addr = mpu_ba; bw_data = mpu_bd; bw_mask = mpu_bm; end
-            3'd3: begin ra_addr = vpu_ra; rb_addr = vpu_rb; bw_en = vpu_bw; bw_addr = vpu_ba; bw_data = vpu_bd; bw_mask = vpu_bm; end
-            default: begin ra_addr = net_ra; rb_addr = net_ra; bw_en = net_bw; bw_addr = net_ba; bw_data = net_bd; bw_mask = net_bm; end
-        endcase
+        dma_ga = 1'b0; dma_gb = 1'b0; net_ga = 1'b0; net_gb = 1'b0;
+        if (!sp) begin
+            if (dma_vrq) begin if (!cu_a) dma_ga = 1'b1; else if (!cu_b) dma_gb = 1'b1; end
+            if (net_vrq) begin if (!cu_a && !dma_ga) net_ga = 1'b1; else if (!cu_b && !dma_gb) net_gb = 1'b1; end
+        end else begin
+            if (net_vrq) begin if (!cu_a) net_ga = 1'b1; else if (!cu_b) net_gb = 1'b1; end
+            if (dma_vrq) begin if (!cu_a && !net_ga) dma_ga = 1'b1; else if (!cu_b && !net_gb) dma_gb = 1'b1; end
+        end
     end
+    wire cu_w = mpu_bw || vpu_bw;
+    wire dma_wg = dma_bw && !cu_w && (!net_bw || !sp);
+    wire net_wg = net_bw && !cu_w && !dma_wg;
+    reg dma_sel, net_sel;                // the read granted last cycle came from port B
+    always @(posedge clk) begin
+        sp <= rst ? 1'b0 : !sp;
+        dma_sel <= dma_gb;
+        net_sel <= net_gb;
+    end
+    wire [AW-1:0] ra_addr = mpu_ua ? mpu_ra : vpu_ua ? vpu_ra : dma_ga ? dma_vra : net_vra;
+    wire [AW-1:0] rb_addr = mpu_ub ? mpu_rb : vpu_ub ? vpu_rb : dma_gb ? dma_vra : net_vra;
+    wire bw_en = cu_w || dma_wg || net_wg;
+    wire [AW-1:0] bw_addr = mpu_bw ? mpu_ba : vpu_bw ? vpu_ba : dma_wg ? dma_ba : net_ba;
+    wire [16*NB-1:0] bw_data = mpu_bw ? mpu_bd : vpu_bw ? vpu_bd : dma_wg ? dma_bd : net_bd;
+    wire [NB-1:0] bw_mask = mpu_bw ? mpu_bm : vpu_bw ? vpu_bm : dma_wg ? dma_bm : net_bm;
     dfx_vbuf #(.NB(NB), .WORDS(VBUF_WORDS), .AW(AW)) u_vbuf (.clk(clk), .ra_addr(ra_addr), .ra_data(ra_data),
         .rb_addr(rb_addr), .rb_data(rb_data), .we(bw_en), .w_addr(bw_addr), .w_data(bw_data), .w_mask(bw_mask));
 
-    dfx_dma #(.LANES(LANES), .WIDTH(WIDTH), .NB(NB), .PBITS(HBM_BITS), .CH(CH), .BA(BA), .AW(AW),
-              .VBUF_WORDS(VBUF_WORDS), .HBM_CAP(HBM_CAP), .HAS_DDR(HAS_DDR)) u_dma (
-        .clk(clk), .rst(rst), .start(u_start[1]), .ins(cur), .cnt0(cn0), .cnt1(cn1), .regs(regs_flat),
-        .busy(dma_busy), .done(dma_done), .err(dma_err), .err_code(dma_code), .err_d1(dma_d1), .err_d2(dma_d2),
-        .stall(dma_stall), .ra_addr(dma_ra), .ra_data(ra_data),
-        .bw_en(dma_bw), .bw_addr(dma_ba), .bw_data(dma_bd), .bw_mask(dma_bm),
-        .rq_valid(dma_rq_valid), .rq_ready(dma_rq_ready), .rq_beat(dma_rq_beat), .rq_n(dma_rq_n),
-        .rd_valid(d_valid && d_tag == T_DMA), .rd_ready(dma_rd_ready), .rd_data(d_data[HBM_BITS-1:0]), .rd_last(d_last),
-        .wq_valid(dma_wq_valid), .wq_ready(wq_ready && cs != C_STATUS), .wq_beat(dma_wq_beat), .wq_data(dma_wq_data),
-        .wq_strb(dma_wq_strb), .wr_idle(wr_idle));
+    // ================================================================ issue queues and scoreboard
+    // Unit instructions go, in program order, to one of three queues of UQ slots: 0 the DMA,
+    // 1 compute (MPU or VPU, which share the buffer ports: one runs at a time, as in DFX), 2 the
+    // router. The slot at a queue's head is the instruction its unit runs; it leaves when the
+    // unit is done. Each slot keeps the instruction, its counts and registers as they were at
+    // issue (later ALU instructions do not reach it), and the address ranges it reads and writes
+    // (hulls, on the buffer and in HBM). The scoreboard rule of arch/isa.py: an instruction
+    // enters its queue only when no slot of another queue holds a range that it writes and the
+    // slot reads or writes, or that the slot writes and it reads. A queue runs in order and one
+    // instruction at a time, so its own slots need no check.
+    localparam integer UQ = 4;
+    localparam integer LQ = $clog2(UQ);
+    localparam integer NS = 3 * UQ;
+    localparam integer RL = 113;                           // one range: valid, lo, hi (56 bits each)
+    localparam integer RNG = 4 * RL;                       // buffer read, buffer write, HBM read, HBM write
+    localparam integer LTB = $clog2(2 * LANES * WIDTH);
+    localparam integer LL = $clog2(LANES);
+    localparam integer LW = $clog2(WIDTH);
+    function automatic [RL-1:0] rng(input v, input [63:0] lo, input [63:0] hi);
+        rng = {v, lo[55:0], hi[55:0]};
+    endfunction
+    function automatic [RL-1:0] hull(input [63:0] base, input [31:0] rows, input [31:0] cols, input [63:0] stride);
+        hull = rng(rows != 32'd0 && cols != 32'd0, base,
+                   base + ({32'd0, rows} - 64'd1) * stride + {32'd0, cols});
+    endfunction
+    function automatic [RL-1:0] join2(input [RL-1:0] a, input [RL-1:0] b);
+        if (!a[RL-1]) join2 = b;
+        else if (!b[RL-1]) join2 = a;
+        else join2 = {1'b1, (a[111:56] < b[111:56]) ? a[111:56] : b[111:56],
+                      (a[55:0] > b[55:0]) ? a[55:0] : b[55:0]};
+    endfunction
+    function automatic ovl(input [RL-1:0] a, input [RL-1:0] b);
+        ovl = a[RL-1] && b[RL-1] && (a[111:56] < b[55:0]) && (b[111:56] < a[55:0]);
+    endfunction
+    function automatic clash(input [RNG-1:0] x, input [RNG-1:0] y);    // x issues after y
+        clash = ovl(x[RL +: RL], y[0 +: RL]) || ovl(x[RL +: RL], y[RL +: RL]) || ovl(x[0 +: RL], y[RL +: RL])
+             || ovl(x[3*RL +: RL], y[2*RL +: RL]) || ovl(x[3*RL +: RL], y[3*RL +: RL])
+             || ovl(x[2*RL +: RL], y[3*RL +: RL]);
+    endfunction
+    function automatic [63:0] sx(input [31:0] v);
+        sx = {{32{v[31]}}, v};
+    endfunction
+    function automatic [63:0] ux(input [31:0] v);
+        ux = {32'd0, v};
+    endfunction
 
-    dfx_mpu_path #(.LANES(LANES), .WIDTH(WIDTH), .MUL_LAT(MUL_LAT), .ADD_LAT(ADD_LAT), .NB(NB), .PBITS(HBM_BITS),
-                   .CH(CH), .BA(BA), .AW(AW), .VBUF_WORDS(VBUF_WORDS), .HBM_CAP(HBM_CAP)) u_mpu (
-        .clk(clk), .rst(rst), .start(u_start[2]), .ins(cur), .cnt0(cn0), .cnt1(cn1), .cnt2(cn2), .regs(regs_flat),
-        .busy(mpu_busy), .done(mpu_done), .err(mpu_err), .err_code(mpu_code), .stall(mpu_stall), .active(mpu_active),
-        .ra_addr(mpu_ra), .ra_data(ra_data), .rb_addr(mpu_rb), .rb_data(rb_data),
-        .bw_en(mpu_bw), .bw_addr(mpu_ba), .bw_data(mpu_bd), .bw_mask(mpu_bm),
-        .rq_valid(mpu_rq_valid), .rq_ready(mpu_rq_ready), .rq_beat(mpu_rq_beat), .rq_n(mpu_rq_n),
-        .rd_valid(d_valid && d_tag == T_MPU), .rd_ready(mpu_rd_ready), .rd_data(d_data));
+    reg [511:0] s_ins [0:NS-1];
+    reg [511:0] s_regs [0:NS-1];
+    reg [95:0] s_cnt [0:NS-1];
+    reg [31:0] s_pc [0:NS-1];
+    reg [RNG-1:0] s_rng [0:NS-1];
+    reg [NS-1:0] s_val;
+    reg [LQ-1:0] q_hd [0:2];
+    reg [LQ:0] q_n [0:2];
+    reg [2:0] q_run;                                       // the head slot's unit was started
+    wire [31:0] hs0 = {{(32-LQ){1'b0}}, q_hd[0]};
+    wire [31:0] hs1 = UQ + {{(32-LQ){1'b0}}, q_hd[1]};
+    wire [31:0] hs2 = 2 * UQ + {{(32-LQ){1'b0}}, q_hd[2]};
 
-    dfx_vpu_path #(.VWIDTH(VWIDTH), .MUL_LAT(MUL_LAT), .ADD_LAT(ADD_LAT), .RECIP_LAT(RECIP_LAT),
-                   .RSQRT_LAT(RSQRT_LAT), .NB(NB), .AW(AW), .VBUF_WORDS(VBUF_WORDS), .HBM_CAP(HBM_CAP)) u_vpu (
-        .clk(clk), .rst(rst), .start(u_start[3]), .ins(cur), .cnt0(cn0), .cnt1(cn1),
-        .busy(vpu_busy), .done(vpu_done), .err(vpu_err), .err_code(vpu_code),
-        .ra_addr(vpu_ra), .ra_data(ra_data), .rb_addr(vpu_rb), .rb_data(rb_data),
-        .bw_en(vpu_bw), .bw_addr(vpu_ba), .bw_data(vpu_bd), .bw_mask(vpu_bm));
-
-    dfx_net #(.NB(NB), .RW(RING_WORDS), .AW(AW), .VBUF_WORDS(VBUF_WORDS), .HBM_CAP(HBM_CAP),
-              .RING_TIMEOUT(RING_TIMEOUT)) u_net (
-        .clk(clk), .rst(rst), .run_start(cs == C_START), .core_id(core_id), .ncores(ncores),
-        .start(u_start[4]), .ins(cur), .cnt0(cn0), .cnt1(cn1),
-        .busy(net_busy), .done(net_done), .err(net_err), .err_code(net_code), .err_d1(net_d1), .err_d2(net_d2),
-        .stall(net_stall), .ra_addr(net_ra), .ra_data(ra_data),
-        .bw_en(net_bw), .bw_addr(net_ba), .bw_data(net_bd), .bw_mask(net_bm),
-        .s_tvalid(s_axis_ring_tvalid), .s_tready(s_axis_ring_tready), .s_tdata(s_axis_ring_tdata),
-        .s_tlast(s_axis_ring_tlast), .m_tvalid(m_axis_ring_tvalid), .m_tready(m_axis_ring_tready),
-        .m_tdata(m_axis_ring_tdata), .m_tlast(m_axis_ring_tlast));
-
-    // ================================================================ decode and issue
+    // ================================================================ decode (head of the fetch queue)
     wire [5:0] op = iq_data[5:0];
     wire [3:0] info = dfx_op_unit(op);
     wire bad = !info[3] || dfx_bad_fields(iq_data);
@@ -486,6 +535,130 @@ module dfx_core_flat #(
             if (lsb != 10'd0 && raw[15] && cv[q][31]) neg = 1'b1;
         end
     end
+    wire [1:0] cls = (info[2:0] == 3'd1) ? 2'd0 : (info[2:0] == 3'd4) ? 2'd2 : 2'd1;
+
+    // the ranges the head instruction reads and writes
+    reg [RL-1:0] n_br, n_bw, n_hr, n_hw;
+    always @* begin : ranges
+        reg [31:0] rows, cols, n3, bt, kt, nt, npad, s1, p0, p1, k0, k1, j0, j1;
+        reg [63:0] base, x0, m;
+        rows = cv[0]; cols = cv[1]; n3 = cv[2];
+        n_br = {RL{1'b0}}; n_bw = {RL{1'b0}}; n_hr = {RL{1'b0}}; n_hw = {RL{1'b0}};
+        case (op)
+            `DFX_OP_LOAD, `DFX_OP_STORE: begin
+                base = {24'd0, iq_data[`DFX_MEM_M_LSB +: 40]}
+                       + sx(R[iq_data[`DFX_MEM_MREG_LSB +: 4]]) * sx(iq_data[`DFX_MEM_MREGS_LSB +: 32]);
+                if (op == `DFX_OP_LOAD) begin
+                    n_hr = hull(base, rows, {cols[30:0], 1'b0}, ux(iq_data[`DFX_MEM_MS_LSB +: 32]));
+                    n_bw = hull(ux({8'd0, iq_data[`DFX_MEM_V_LSB +: 24]}), rows, cols, ux({16'd0, iq_data[`DFX_MEM_VS_LSB +: 16]}));
+                end else begin
+                    n_hw = hull(base, rows, {cols[30:0], 1'b0}, ux(iq_data[`DFX_MEM_MS_LSB +: 32]));
+                    n_br = hull(ux({8'd0, iq_data[`DFX_MEM_V_LSB +: 24]}), rows, cols, ux({16'd0, iq_data[`DFX_MEM_VS_LSB +: 16]}));
+                end
+            end
+            `DFX_OP_EMBED: begin
+                m = {24'd0, iq_data[`DFX_EMBED_M_LSB +: 40]};
+                n_hr = join2(hull({24'd0, iq_data[`DFX_EMBED_IDS_LSB +: 40]}, 32'd1, {rows[29:0], 2'b00}, 64'd0),
+                             hull(m, {8'd0, iq_data[`DFX_EMBED_LIMIT_LSB +: 24]}, {cols[30:0], 1'b0},
+                                  ux(iq_data[`DFX_EMBED_MS_LSB +: 32])));
+                n_bw = hull(ux({8'd0, iq_data[`DFX_EMBED_V_LSB +: 24]}), rows, cols, ux({16'd0, iq_data[`DFX_EMBED_VS_LSB +: 16]}));
+            end
+            `DFX_OP_KVSTORE: begin
+                bt = (iq_data[`DFX_KV_BATCH_LSB +: 8] == 8'd0) ? 32'd1 : {24'd0, iq_data[`DFX_KV_BATCH_LSB +: 8]};
+                n_br = hull(ux({8'd0, iq_data[`DFX_KV_V_LSB +: 24]}), rows, cols, ux({16'd0, iq_data[`DFX_KV_VS_LSB +: 16]}));
+                n_br = rng(n_br[RL-1], {8'd0, n_br[111:56]},
+                           {8'd0, n_br[55:0]} + ux(bt - 32'd1) * ux({16'd0, iq_data[`DFX_KV_VBS_LSB +: 16]}));
+                // tiles touched: k from k0 to k1, n from j0 to j1 (tile index (n / L) * wn + k / W)
+                p0 = R[iq_data[`DFX_KV_PREG_LSB +: 4]];
+                p1 = p0 + rows - 32'd1;
+                if (iq_data[`DFX_KV_TR_LSB]) begin k0 = p0; k1 = p1; j0 = 32'd0; j1 = cols - 32'd1; end
+                else begin k0 = 32'd0; k1 = cols - 32'd1; j0 = p0; j1 = p1; end
+                m = {24'd0, iq_data[`DFX_KV_M_LSB +: 40]};
+                n_hw = rng(rows != 32'd0 && cols != 32'd0,
+                           m + ((ux(j0 >> LL) * ux({16'd0, iq_data[`DFX_KV_WN_LSB +: 16]}) + ux(k0 >> LW)) << LTB),
+                           m + ((ux(bt - 32'd1) * ux(iq_data[`DFX_KV_MBS_LSB +: 32])
+                                 + ux(j1 >> LL) * ux({16'd0, iq_data[`DFX_KV_WN_LSB +: 16]}) + ux(k1 >> LW) + 64'd1) << LTB));
+            end
+            `DFX_OP_CONV1D, `DFX_OP_MASKEDMM, `DFX_OP_MM, `DFX_OP_LMHEAD: begin
+                bt = (iq_data[`DFX_MM_BATCH_LSB +: 8] == 8'd0) ? 32'd1 : {24'd0, iq_data[`DFX_MM_BATCH_LSB +: 8]};
+                kt = (cols + WIDTH - 1) >> LW;
+                nt = (n3 + LANES - 1) >> LL;
+                npad = (op == `DFX_OP_MASKEDMM) ? (((n3 + WIDTH - 1) >> LW) << LW) : n3;
+                m = {24'd0, iq_data[`DFX_MM_W_LSB +: 40]};
+                n_hr = rng(rows != 32'd0 && cols != 32'd0 && n3 != 32'd0, m,
+                           m + ((ux(bt - 32'd1) * ux(iq_data[`DFX_MM_WBS_LSB +: 32])
+                                 + ux(nt - 32'd1) * ux({16'd0, iq_data[`DFX_MM_WN_LSB +: 16]}) + ux(kt)) << LTB));
+                x0 = ux({8'd0, iq_data[`DFX_MM_X_LSB +: 24]})
+                     + sx(R[iq_data[`DFX_MM_XREG_LSB +: 4]]) * ux({16'd0, iq_data[`DFX_MM_XS_LSB +: 16]});
+                n_br = hull(x0, rows, cols, ux({16'd0, iq_data[`DFX_MM_XS_LSB +: 16]}));
+                n_br = rng(n_br[RL-1] && n3 != 32'd0, {8'd0, n_br[111:56]},
+                           {8'd0, n_br[55:0]} + ux(bt - 32'd1) * ux({16'd0, iq_data[`DFX_MM_XBS_LSB +: 16]}));
+                if (iq_data[`DFX_MM_BIAS_LSB])
+                    n_br = join2(n_br, hull(ux({8'd0, iq_data[`DFX_MM_AUX_LSB +: 24]}), 32'd1, n3, 64'd0));
+                n_bw = hull(ux({8'd0, iq_data[`DFX_MM_OUT_LSB +: 24]}), rows, npad, ux({16'd0, iq_data[`DFX_MM_OS_LSB +: 16]}));
+                n_bw = rng(n_bw[RL-1] && cols != 32'd0, {8'd0, n_bw[111:56]},
+                           {8'd0, n_bw[55:0]} + ux(bt - 32'd1) * ux({16'd0, iq_data[`DFX_MM_OBS_LSB +: 16]}));
+                if (op == `DFX_OP_MASKEDMM || op == `DFX_OP_LMHEAD) begin
+                    s1 = {16'd0, iq_data[`DFX_MM_AS_LSB +: 16]};
+                    if (op == `DFX_OP_LMHEAD && s1 < 32'd3) s1 = 32'd3;
+                    base = ux({8'd0, iq_data[`DFX_MM_AUX_LSB +: 24]});
+                    n_bw = join2(n_bw, rng(rows != 32'd0 && cols != 32'd0 && n3 != 32'd0, base,
+                                           base + ux(bt - 32'd1) * ux({16'd0, iq_data[`DFX_MM_ABS_LSB +: 16]})
+                                           + (ux(rows) - 64'd1) * ux(s1) + ((op == `DFX_OP_LMHEAD) ? 64'd3 : 64'd1)));
+                end
+            end
+            `DFX_OP_SEND: n_br = hull(ux({8'd0, iq_data[`DFX_NET_V_LSB +: 24]}), rows, cols, ux({16'd0, iq_data[`DFX_NET_VS_LSB +: 16]}));
+            `DFX_OP_RECV: n_bw = hull(ux({8'd0, iq_data[`DFX_NET_V_LSB +: 24]}), rows, cols, ux({16'd0, iq_data[`DFX_NET_VS_LSB +: 16]}));
+            `DFX_OP_ALLGATHER: begin
+                n_br = hull(ux({8'd0, iq_data[`DFX_GATHER_SRC_LSB +: 24]}), rows, cols, ux({16'd0, iq_data[`DFX_GATHER_SS_LSB +: 16]}));
+                n_bw = hull(ux({8'd0, iq_data[`DFX_GATHER_DST_LSB +: 24]}), rows, cols * {24'd0, ncores},
+                            ux({16'd0, iq_data[`DFX_GATHER_DS_LSB +: 16]}));
+            end
+            default: begin                                                  // vector instructions
+                n_br = hull(ux({8'd0, iq_data[`DFX_VEC_A_LSB +: 24]}), rows, cols, ux({16'd0, iq_data[`DFX_VEC_AS_LSB +: 16]}));
+                base = ux({8'd0, iq_data[`DFX_VEC_B_LSB +: 24]});
+                s1 = {16'd0, iq_data[`DFX_VEC_BS_LSB +: 16]};
+                if (op == `DFX_OP_VADD || op == `DFX_OP_VSUB || op == `DFX_OP_VMUL || op == `DFX_OP_VMAX) begin
+                    case (iq_data[`DFX_VEC_BCAST_LSB +: 2])
+                        `DFX_BCAST_NONE: n_br = join2(n_br, hull(base, rows, cols, ux(s1)));
+                        `DFX_BCAST_ROW:  n_br = join2(n_br, hull(base, 32'd1, cols, 64'd0));
+                        `DFX_BCAST_COL:  n_br = join2(n_br, rng(rows != 32'd0 && cols != 32'd0, base,
+                                                      base + (ux(rows) - 64'd1) * ux((s1 == 32'd0) ? 32'd1 : s1) + 64'd1));
+                        default: ;
+                    endcase
+                end
+                s1 = {16'd0, iq_data[`DFX_VEC_DS_LSB +: 16]};
+                base = ux({8'd0, iq_data[`DFX_VEC_D_LSB +: 24]});
+                if (op == `DFX_OP_VSUM || op == `DFX_OP_VSUMSQ || op == `DFX_OP_VRMAX)
+                    n_bw = rng(rows != 32'd0 && cols != 32'd0, base,
+                               base + (ux(rows) - 64'd1) * ux((s1 == 32'd0) ? 32'd1 : s1) + 64'd1);
+                else n_bw = hull(base, rows, cols, ux(s1));
+            end
+        endcase
+    end
+
+    // decoded stage: the next unit instruction, waiting for its queue and the scoreboard
+    reg d_v;
+    reg [1:0] d_cls;
+    reg [511:0] d_ins, d_regs;
+    reg [95:0] d_cnt;
+    reg [31:0] d_pc;
+    reg [RNG-1:0] d_rng;
+    reg d_haz;
+    integer e;
+    always @* begin
+        d_haz = 1'b0;
+        for (e = 0; e < NS; e = e + 1)
+            if (s_val[e] && (e / UQ) != d_cls && clash(d_rng, s_rng[e])) d_haz = 1'b1;
+    end
+    wire [LQ:0] d_room = q_n[d_cls];
+    wire d_go = d_v && !d_haz && (d_room != UQ[LQ:0]) && !e_pend && (cs == C_RUN);
+    wire [31:0] d_slot = {30'd0, d_cls} * UQ + ((q_hd[d_cls] + d_room[LQ-1:0]) & (UQ - 1));
+    wire drained = !d_v && (q_n[0] == 0) && (q_n[1] == 0) && (q_n[2] == 0);
+    wire [3:0] bar_units = iq_data[`DFX_BARRIER_UNITS_LSB +: 4];
+    wire bar_ok = !d_v && (!bar_units[0] || q_n[0] == 0) && (!(bar_units[1] || bar_units[2]) || q_n[1] == 0)
+                  && (!bar_units[3] || q_n[2] == 0);
+
     wire [3:0] a_rd = iq_data[`DFX_SETI_RD_LSB +: 4];
     wire [31:0] a_seti = iq_data[`DFX_SETI_IMM_LSB +: 32];
     wire [31:0] a_rs = R[iq_data[`DFX_ALUI_RS_LSB +: 4]];
@@ -501,22 +674,84 @@ module dfx_core_flat #(
         endcase
     end
     wire is_alu = (op == `DFX_OP_SETI) || (op == `DFX_OP_ADDI) || (op == `DFX_OP_MULI) || (op == `DFX_OP_ADD);
-    wire u_done = dma_done || mpu_done || vpu_done || net_done;
-    wire u_err = dma_err || mpu_err || vpu_err || net_err;
-    wire run_issue = (cs == C_RUN) && iq_valid;
-    assign iq_pop = run_issue && !bad && !neg && !rd_err && !wr_err;
+    wire head_ok = (cs == C_RUN) && iq_valid && !e_pend && !bad && !neg && !rd_err && !wr_err;
+    wire head_unit = info[2:0] != 3'd0;
+    // the head leaves the fetch queue: a unit instruction into the decoded stage, a control one retires
+    wire pop_unit = head_ok && head_unit && (!d_v || d_go);
+    wire pop_ctrl = head_ok && !head_unit && (op == `DFX_OP_END ? drained : op == `DFX_OP_BARRIER ? bar_ok : 1'b1);
+    assign iq_pop = pop_unit || pop_ctrl;
 
-    // debug (simulation testbenches read these by hierarchical reference)
-    reg dbg_retire;
-    reg [31:0] dbg_retire_pc;
-    reg [5:0] dbg_retire_op;
+    // ================================================================ the units
+    wire [511:0] dma_ins = s_ins[hs0], cmp_ins = s_ins[hs1], net_ins = s_ins[hs2];
+    wire [95:0] dma_cnt = s_cnt[hs0], cmp_cnt = s_cnt[hs1], net_cnt = s_cnt[hs2];
+    wire cmp_is_mpu = dfx_op_unit(cmp_ins[5:0]) == {1'b1, 3'd2};
+    wire dma_go = s_val[hs0] && !q_run[0] && !e_pend && !dma_busy;
+    wire cmp_go = s_val[hs1] && !q_run[1] && !e_pend && !mpu_busy && !vpu_busy;
+    wire net_go = s_val[hs2] && !q_run[2] && !e_pend && !net_busy;
+
+    dfx_dma #(.LANES(LANES), .WIDTH(WIDTH), .NB(NB), .PBITS(HBM_BITS), .CH(CH), .BA(BA), .AW(AW),
+              .VBUF_WORDS(VBUF_WORDS), .HBM_CAP(HBM_CAP), .HAS_DDR(HAS_DDR)) u_dma (
+        .clk(clk), .rst(rst), .start(u_start[1]), .ins(dma_ins), .cnt0(dma_cnt[31:0]), .cnt1(dma_cnt[63:32]),
+        .regs(s_regs[hs0]),
+        .busy(dma_busy), .done(dma_done), .err(dma_err), .err_code(dma_code), .err_d1(dma_d1), .err_d2(dma_d2),
+        .stall(dma_stall), .vr_req(dma_vrq), .vr_addr(dma_vra), .vr_gnt(dma_ga || dma_gb),
+        .vr_data(dma_sel ? rb_data : ra_data),
+        .bw_en(dma_bw), .bw_addr(dma_ba), .bw_data(dma_bd), .bw_mask(dma_bm), .vw_gnt(dma_wg),
+        .rq_valid(dma_rq_valid), .rq_ready(dma_rq_ready), .rq_beat(dma_rq_beat), .rq_n(dma_rq_n),
+        .rd_valid(d_valid && d_tag == T_DMA), .rd_ready(dma_rd_ready), .rd_data(d_data[HBM_BITS-1:0]), .rd_last(d_last),
+        .wq_valid(dma_wq_valid), .wq_ready(wq_ready && cs != C_STATUS), .wq_beat(dma_wq_beat), .wq_data(dma_wq_data),
+        .wq_strb(dma_wq_strb), .wr_idle(wr_idle));
+
+    dfx_mpu_path #(.LANES(LANES), .WIDTH(WIDTH), .MUL_LAT(MUL_LAT), .ADD_LAT(ADD_LAT), .NB(NB), .PBITS(HBM_BITS),
+                   .CH(CH), .BA(BA), .AW(AW), .VBUF_WORDS(VBUF_WORDS), .HBM_CAP(HBM_CAP)) u_mpu (
+        .clk(clk), .rst(rst), .start(u_start[2]), .ins(cmp_ins), .cnt0(cmp_cnt[31:0]), .cnt1(cmp_cnt[63:32]),
+        .cnt2(cmp_cnt[95:64]), .regs(s_regs[hs1]),
+        .busy(mpu_busy), .done(mpu_done), .err(mpu_err), .err_code(mpu_code), .stall(mpu_stall), .active(mpu_active),
+        .use_a(mpu_ua), .use_b(mpu_ub), .ra_addr(mpu_ra), .ra_data(ra_data), .rb_addr(mpu_rb), .rb_data(rb_data),
+        .bw_en(mpu_bw), .bw_addr(mpu_ba), .bw_data(mpu_bd), .bw_mask(mpu_bm),
+        .rq_valid(mpu_rq_valid), .rq_ready(mpu_rq_ready), .rq_beat(mpu_rq_beat), .rq_n(mpu_rq_n),
+        .rd_valid(d_valid && d_tag == T_MPU), .rd_ready(mpu_rd_ready), .rd_data(d_data));
+
+    dfx_vpu_path #(.VWIDTH(VWIDTH), .MUL_LAT(MUL_LAT), .ADD_LAT(ADD_LAT), .RECIP_LAT(RECIP_LAT),
+                   .RSQRT_LAT(RSQRT_LAT), .NB(NB), .AW(AW), .VBUF_WORDS(VBUF_WORDS), .HBM_CAP(HBM_CAP)) u_vpu (
+        .clk(clk), .rst(rst), .start(u_start[3]), .ins(cmp_ins), .cnt0(cmp_cnt[31:0]), .cnt1(cmp_cnt[63:32]),
+        .busy(vpu_busy), .done(vpu_done), .err(vpu_err), .err_code(vpu_code),
+        .use_a(vpu_ua), .use_b(vpu_ub), .ra_addr(vpu_ra), .ra_data(ra_data), .rb_addr(vpu_rb), .rb_data(rb_data),
+        .bw_en(vpu_bw), .bw_addr(vpu_ba), .bw_data(vpu_bd), .bw_mask(vpu_bm));
+
+    dfx_net #(.NB(NB), .RW(RING_WORDS), .AW(AW), .VBUF_WORDS(VBUF_WORDS), .HBM_CAP(HBM_CAP),
+              .RING_TIMEOUT(RING_TIMEOUT)) u_net (
+        .clk(clk), .rst(rst), .run_start(cs == C_START), .core_id(core_id), .ncores(ncores),
+        .start(u_start[4]), .ins(net_ins), .cnt0(net_cnt[31:0]), .cnt1(net_cnt[63:32]),
+        .busy(net_busy), .done(net_done), .err(net_err), .err_code(net_code), .err_d1(net_d1), .err_d2(net_d2),
+        .stall(net_stall), .vr_req(net_vrq), .vr_addr(net_vra), .vr_gnt(net_ga || net_gb),
+        .vr_data(net_sel ? rb_data : ra_data),
+        .bw_en(net_bw), .bw_addr(net_ba), .bw_data(net_bd), .bw_mask(net_bm), .vw_gnt(net_wg),
+        .s_tvalid(s_axis_ring_tvalid), .s_tready(s_axis_ring_tready), .s_tdata(s_axis_ring_tdata),
+        .s_tlast(s_axis_ring_tlast), .m_tvalid(m_axis_ring_tvalid), .m_tready(m_axis_ring_tready),
+        .m_tdata(m_axis_ring_tdata), .m_tlast(m_axis_ring_tlast));
+
+    // a unit's error, the earliest in program order when several stop in one cycle
+    wire [31:0] pc0 = s_pc[hs0], pc1 = s_pc[hs1], pc2 = s_pc[hs2];
+    wire err1 = mpu_err || vpu_err;
+    wire [7:0] code1 = mpu_err ? mpu_code : vpu_code;
+    wire take0 = dma_err && (!err1 || pc0 < pc1) && (!net_err || pc0 < pc2);
+    wire take1 = err1 && !take0 && (!net_err || pc1 < pc2);
+    wire u_err = dma_err || err1 || net_err;
+    wire [31:0] u_epc = take0 ? pc0 : take1 ? pc1 : pc2;
+
+    // debug (simulation testbenches read these by hierarchical reference): instructions retired
+    // this cycle, one bit per source (0 control, 1 DMA, 2 compute, 3 router), with pc and opcode
+    reg [3:0] dbg_retire;
+    reg [127:0] dbg_retire_pc;
+    reg [23:0] dbg_retire_op;
 
     // status record
     wire [8*`DFX_STATUS_BYTES-1:0] rec;
     assign rec[8*`DFX_ST_MAGIC +: 32] = `DFX_STATUS_MAGIC;
     assign rec[8*`DFX_ST_CODE +: 32] = {24'd0, e_code};
     assign rec[8*`DFX_ST_CORE +: 32] = {24'd0, core_id};
-    assign rec[8*`DFX_ST_PC +: 32] = pc;
+    assign rec[8*`DFX_ST_PC +: 32] = e_pc;
     assign rec[8*`DFX_ST_DETAIL +: 32] = e_d1;
     assign rec[8*`DFX_ST_DETAIL2 +: 32] = e_d2;
     assign rec[8*`DFX_ST_CYCLES +: 64] = n_cycles;
@@ -539,13 +774,21 @@ module dfx_core_flat #(
     assign wq_data = (cs == C_STATUS) ? rec[HBM_BITS*s_i +: HBM_BITS] : dma_wq_data;
     assign wq_strb = (cs == C_STATUS) ? {PB{1'b1}} : dma_wq_strb;
 
+    // ================================================================ controller
+    wire [1:0] dn = {1'b0, dma_done} + {1'b0, mpu_done || vpu_done} + {1'b0, net_done};
+    wire units_idle = !dma_busy && !mpu_busy && !vpu_busy && !net_busy
+                      && !u_start[1] && !u_start[2] && !u_start[3] && !u_start[4];
+    wire no_end = !iq_valid && f_end && f_inflight == 0 && !f_push_now;
+    integer u;
     always @(posedge clk) begin
-        dbg_retire <= 1'b0;
+        dbg_retire <= 4'd0;
         err_clr <= 1'b0;
         for (k = 1; k <= 4; k = k + 1) u_start[k] <= 1'b0;
         if (rst) begin
             cs <= C_IDLE;
-            act <= 3'd0;
+            s_val <= {NS{1'b0}};
+            d_v <= 1'b0;
+            e_pend <= 1'b0;
         end else begin
             if (cs != C_IDLE && cs != C_DONE) begin
                 n_cycles <= n_cycles + 64'd1;
@@ -556,7 +799,83 @@ module dfx_core_flat #(
                 n_stall[0] <= n_stall[0] + {63'd0, dma_stall};
                 n_stall[1] <= n_stall[1] + {63'd0, mpu_stall};
                 n_stall[3] <= n_stall[3] + {63'd0, net_stall};
+                n_retired <= n_retired + {62'd0, dn} + {63'd0, pop_ctrl};
             end
+
+            // ---------------- the fetch queue's head
+            if (pop_ctrl) begin
+                if (is_alu) R[a_rd] <= alu;
+                dbg_retire[0] <= 1'b1;
+                dbg_retire_pc[31:0] <= pc;
+                dbg_retire_op[5:0] <= op;
+                if (op == `DFX_OP_END) begin
+                    cur <= iq_data;
+                    e_pc <= pc;
+                    cs <= C_END;
+                end else pc <= pc + 32'd1;
+            end
+            if (pop_unit) begin
+                d_v <= 1'b1;
+                d_cls <= cls;
+                d_ins <= iq_data;
+                d_regs <= regs_flat;
+                d_cnt <= {cv[2], cv[1], cv[0]};
+                d_pc <= pc;
+                d_rng <= {n_hw, n_hr, n_bw, n_br};
+                pc <= pc + 32'd1;
+            end else if (d_go) d_v <= 1'b0;
+            // errors found at the head wait until every earlier instruction has finished
+            if (cs == C_RUN && !e_pend && (rd_err || wr_err)) begin         // a memory port answered an error
+                e_pend <= 1'b1; e_code <= `DFX_ERR_ADDRESS; e_d1 <= 32'hAE; e_pc <= pc;
+            end else if (cs == C_RUN && !e_pend && drained) begin
+                if (iq_valid && (bad || neg)) begin
+                    e_pend <= 1'b1; e_code <= `DFX_ERR_ILLEGAL_INSTRUCTION; e_pc <= pc; cur <= iq_data;
+                end else if (no_end || pc >= 32'd1048576) begin
+                    e_pend <= 1'b1; e_code <= `DFX_ERR_NO_END; e_pc <= pc;
+                end
+            end
+
+            // ---------------- issue: the decoded instruction into its queue
+            if (d_go) begin
+                s_val[d_slot] <= 1'b1;
+                s_ins[d_slot] <= d_ins;
+                s_regs[d_slot] <= d_regs;
+                s_cnt[d_slot] <= d_cnt;
+                s_pc[d_slot] <= d_pc;
+                s_rng[d_slot] <= d_rng;
+            end
+
+            // ---------------- start and finish
+            if (dma_go) begin u_start[1] <= 1'b1; q_run[0] <= 1'b1; end
+            if (cmp_go) begin
+                if (cmp_is_mpu) u_start[2] <= 1'b1; else u_start[3] <= 1'b1;
+                q_run[1] <= 1'b1;
+            end
+            if (net_go) begin u_start[4] <= 1'b1; q_run[2] <= 1'b1; end
+            if (dma_done) begin
+                s_val[hs0] <= 1'b0; q_hd[0] <= q_hd[0] + 1'b1; q_run[0] <= 1'b0;
+                dbg_retire[1] <= 1'b1; dbg_retire_pc[63:32] <= pc0; dbg_retire_op[11:6] <= dma_ins[5:0];
+            end
+            if (mpu_done || vpu_done) begin
+                s_val[hs1] <= 1'b0; q_hd[1] <= q_hd[1] + 1'b1; q_run[1] <= 1'b0;
+                dbg_retire[2] <= 1'b1; dbg_retire_pc[95:64] <= pc1; dbg_retire_op[17:12] <= cmp_ins[5:0];
+            end
+            if (net_done) begin
+                s_val[hs2] <= 1'b0; q_hd[2] <= q_hd[2] + 1'b1; q_run[2] <= 1'b0;
+                dbg_retire[3] <= 1'b1; dbg_retire_pc[127:96] <= pc2; dbg_retire_op[23:18] <= net_ins[5:0];
+            end
+            for (u = 0; u < 3; u = u + 1)
+                q_n[u] <= q_n[u] + {{LQ{1'b0}}, d_go && d_cls == u[1:0]}
+                          - {{LQ{1'b0}}, (u == 0) ? dma_done : (u == 1) ? (mpu_done || vpu_done) : net_done};
+            if (u_err && (!e_pend || u_epc < e_pc)) begin
+                e_pend <= 1'b1;
+                e_pc <= u_epc;
+                e_code <= take0 ? dma_code : take1 ? code1 : net_code;
+                e_d1 <= take0 ? dma_d1 : take1 ? 32'd0 : net_d1;
+                e_d2 <= take0 ? dma_d2 : take1 ? 32'd0 : net_d2;
+                cur <= take0 ? dma_ins : take1 ? cmp_ins : net_ins;
+            end
+
             case (cs)
                 C_IDLE: if (ap_start) begin
                     cs <= C_START;
@@ -566,10 +885,19 @@ module dfx_core_flat #(
                     R[3] <= argr[A_CORE];
                     R[4] <= argr[A_NCORES];
                     pc <= 32'd0;
+                    e_pc <= 32'd0;
                     e_code <= `DFX_ERR_OK;
                     e_d1 <= 32'd0;
                     e_d2 <= 32'd0;
+                    e_pend <= 1'b0;
                     cur <= 512'd0;
+                    d_v <= 1'b0;
+                    s_val <= {NS{1'b0}};
+                    q_run <= 3'd0;
+                    for (u = 0; u < 3; u = u + 1) begin
+                        q_hd[u] <= {LQ{1'b0}};
+                        q_n[u] <= {(LQ+1){1'b0}};
+                    end
                     n_cycles <= 64'd0;
                     n_retired <= 64'd0;
                     for (k = 0; k < 4; k = k + 1) begin
@@ -584,56 +912,8 @@ module dfx_core_flat #(
                         cs <= C_ERR;
                     end else cs <= C_RUN;
                 end
-                C_RUN: begin
-                    if (rd_err || wr_err) begin
-                        e_code <= `DFX_ERR_ADDRESS;
-                        e_d1 <= 32'hAE;
-                        cs <= C_ERR;
-                    end else if (iq_valid) begin
-                        cur <= iq_data;
-                        if (bad || neg) begin
-                            e_code <= `DFX_ERR_ILLEGAL_INSTRUCTION;
-                            cs <= C_ERR;
-                        end else if (info[2:0] == 3'd0) begin
-                            if (is_alu) R[a_rd] <= alu;
-                            dbg_retire <= 1'b1;
-                            dbg_retire_pc <= pc;
-                            dbg_retire_op <= op;
-                            n_retired <= n_retired + 64'd1;
-                            if (op == `DFX_OP_END) cs <= C_END;
-                            else pc <= pc + 32'd1;
-                        end else begin
-                            act <= info[2:0];
-                            u_start[info[2:0]] <= 1'b1;
-                            cn0 <= cv[0];
-                            cn1 <= cv[1];
-                            cn2 <= cv[2];
-                            cs <= C_WAIT;
-                        end
-                    end else if (f_end && f_inflight == 0 && !f_push_now) begin
-                        e_code <= `DFX_ERR_NO_END;
-                        cs <= C_ERR;
-                    end
-                    if (pc >= 32'd1048576) begin
-                        e_code <= `DFX_ERR_NO_END;
-                        cs <= C_ERR;
-                    end
-                end
-                C_WAIT: begin
-                    if (u_err) begin
-                        e_code <= dma_err ? dma_code : mpu_err ? mpu_code : vpu_err ? vpu_code : net_code;
-                        e_d1 <= dma_err ? dma_d1 : net_err ? net_d1 : 32'd0;
-                        e_d2 <= dma_err ? dma_d2 : net_err ? net_d2 : 32'd0;
-                        cs <= C_ERR;
-                    end else if (u_done) begin
-                        dbg_retire <= 1'b1;
-                        dbg_retire_pc <= pc;
-                        dbg_retire_op <= cur[5:0];
-                        n_retired <= n_retired + 64'd1;
-                        pc <= pc + 32'd1;
-                        cs <= C_RUN;
-                    end
-                end
+                C_RUN: if (e_pend || u_err) cs <= C_HALT;
+                C_HALT: if (units_idle) cs <= C_ERR;              // the units still running finish
                 C_END, C_ERR: if (wr_idle && rd_idle && f_inflight == 0 && !rq_valid) begin
                     if (cs == C_END && (rd_err || wr_err)) begin
                         e_code <= `DFX_ERR_ADDRESS;

@@ -11,6 +11,8 @@
 //               transpose: a token's values land in W-word lanes of different tiles)
 // Checks (before anything moves, in the simulator's order) give the simulator's error types.
 // The unit finishes when its last write has its B response, so later reads see it.
+// Buffer access is shared (the core's port arbiter, docs/hw.md): a read is asked for with vr_req
+// and its words arrive on vr_data the cycle after vr_gnt; a write waits in bw_* until vw_gnt.
 `default_nettype none
 `include "dfx_isa.vh"
 `include "dfx_kernel.vh"
@@ -42,12 +44,15 @@ module dfx_dma #(
     output reg  [31:0]         err_d2,
     output wire                stall,
     // buffer
-    output wire [AW-1:0]       ra_addr,
-    input  wire [16*NB-1:0]    ra_data,
+    output wire                vr_req,
+    output wire [AW-1:0]       vr_addr,
+    input  wire                vr_gnt,
+    input  wire [16*NB-1:0]    vr_data,
     output reg                 bw_en,
     output reg  [AW-1:0]       bw_addr,
     output reg  [16*NB-1:0]    bw_data,
     output reg  [NB-1:0]       bw_mask,
+    input  wire                vw_gnt,
     // HBM read engine (beat mode)
     output reg                 rq_valid,
     input  wire                rq_ready,
@@ -195,7 +200,8 @@ module dfx_dma #(
         end
     endfunction
 
-    assign rd_ready = (st == S_LOAD) || (st == S_IDWAIT);
+    wire wslot = !bw_en || vw_gnt;                           // the write register is free next cycle
+    assign rd_ready = ((st == S_LOAD) && wslot) || (st == S_IDWAIT);
     wire [16*NB-1:0] rd_ext;
     generate
         if (NB > PW) begin : g_ext
@@ -205,20 +211,28 @@ module dfx_dma #(
         end
     endgenerate
 
-    // store pipeline: the buffer read of beat bj is presented one cycle before its write
-    reg s_v;               // ra_data holds beat bj's words
+    // store pipeline: buffer reads of beats rj .. beatN fill a small FIFO (at most SQ words held or
+    // in flight), whose head beat bj goes to the HBM write engine
+    localparam integer SQ = 4;
+    reg [BA-1:0] rj;       // next beat to read
+    reg s_pend;            // a read was granted last cycle: its words are on vr_data now
+    wire sf_v;
+    wire [PBITS-1:0] sf_d;
+    wire [$clog2(SQ):0] sf_n;
+    wire s_fire = sf_v && wq_ready && (st == S_STORE);
+    assign vr_req = (st == S_STORE) && (rj <= beatN) && ({1'b0, sf_n} + {{($clog2(SQ)){1'b0}}, s_pend} < SQ);
+    assign vr_addr = beat_va(rj);
+    dfx_fifo #(.W(PBITS), .DEPTH(SQ)) u_sq (.clk(clk), .rst(rst), .in_valid(s_pend), .in_ready(),
+        .in_data(vr_data[PBITS-1:0]), .out_valid(sf_v), .out_ready(s_fire), .out_data(sf_d), .count(sf_n));
     wire [NB-1:0] s_mask = lane_mask(bj);
-    wire s_fire = s_v && wq_ready && (st == S_STORE);
-    wire [BA-1:0] pa = (st == S_GO) ? ma[BA+LPB-1:LPB] : (s_fire ? bj + 1'b1 : bj);
-    assign ra_addr = beat_va(pa);
-    assign stall = busy && (((st == S_LOAD || st == S_IDWAIT) && !rd_valid) || (st == S_STORE && !wq_ready) ||
+    assign stall = busy && (((st == S_LOAD || st == S_IDWAIT) && !rd_valid) || (st == S_STORE && !s_fire) ||
                             st == S_DRAIN);
-    assign wq_valid = s_v && (st == S_STORE);
+    assign wq_valid = sf_v && (st == S_STORE);
     assign wq_beat = bj;
+    assign wq_data = sf_d;
     genvar l;
     generate
         for (l = 0; l < PW; l = l + 1) begin : g_strb
-            assign wq_data[16*l +: 16] = ra_data[16*l +: 16];
             assign wq_strb[2*l +: 2] = {2{s_mask[l]}};
         end
     endgenerate
@@ -226,12 +240,14 @@ module dfx_dma #(
     always @(posedge clk) begin
         done <= 1'b0;
         err <= 1'b0;
-        bw_en <= 1'b0;
+        if (vw_gnt) bw_en <= 1'b0;
+        s_pend <= vr_req && vr_gnt;
+        if (vr_req && vr_gnt) rj <= rj + 1'b1;
         if (rst) begin
             st <= S_IDLE;
             busy <= 1'b0;
+            bw_en <= 1'b0;
             rq_valid <= 1'b0;
-            s_v <= 1'b0;
         end else begin
             if (rq_valid && rq_ready) rq_valid <= 1'b0;
             case (st)
@@ -301,8 +317,8 @@ module dfx_dma #(
                         beat0 <= ma[BA+LPB-1:LPB];
                         beatN <= (ma[BA+LPB-1:0] + {{(BA+LPB-33){1'b0}}, nw, 1'b0} - 1'b1) >> LPB;
                         bj <= ma[BA+LPB-1:LPB];
+                        rj <= ma[BA+LPB-1:LPB];
                         if (is_store || is_kv) begin
-                            s_v <= 1'b1;
                             st <= S_STORE;
                         end else begin
                             rq_valid <= 1'b1;
@@ -312,7 +328,7 @@ module dfx_dma #(
                         end
                     end
                 end
-                S_LOAD: if (rd_valid) begin
+                S_LOAD: if (rd_valid && wslot) begin
                     bw_en <= 1'b1;
                     bw_addr <= beat_va(bj);
                     bw_data <= rd_ext;
@@ -321,11 +337,8 @@ module dfx_dma #(
                     if (rd_last) st <= S_NEXT;
                 end
                 S_STORE: if (s_fire) begin
-                    if (bj == beatN) begin
-                        s_v <= 1'b0;
-                        st <= S_NEXT;
-                    end else
-                        bj <= bj + 1'b1;
+                    if (bj == beatN) st <= S_NEXT;
+                    else bj <= bj + 1'b1;
                 end
                 S_NEXT: begin
                     st <= S_ROW;
@@ -343,12 +356,12 @@ module dfx_dma #(
                     end else if (i + 1 < rows) i <= i + 1;
                     else st <= S_DRAIN;
                 end
-                S_DRAIN: if (wr_idle && !rq_valid) begin
+                S_DRAIN: if (wr_idle && !rq_valid && !bw_en) begin
                     busy <= 1'b0;
                     done <= 1'b1;
                     st <= S_IDLE;
                 end
-                S_ERR: if (wr_idle && !rq_valid) begin
+                S_ERR: if (wr_idle && !rq_valid && !bw_en) begin
                     busy <= 1'b0;
                     err <= 1'b1;
                     st <= S_IDLE;

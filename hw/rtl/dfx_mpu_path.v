@@ -42,6 +42,8 @@ module dfx_mpu_path #(
     output reg  [7:0]          err_code,
     output wire                stall,
     output wire                active,     // a beat entered the MPU this cycle
+    output wire                use_a,      // buffer ports this unit holds this cycle (it has priority)
+    output wire                use_b,
     output wire [AW-1:0]       ra_addr,
     input  wire [16*NB-1:0]    ra_data,
     output wire [AW-1:0]       rb_addr,
@@ -168,6 +170,8 @@ module dfx_mpu_path #(
     assign ra_addr = adv ? p_xa[AW-1:0] : f_xa;
     assign rb_addr = adv ? p_ba[AW-1:0] : f_ba;
     assign rd_ready = fire;
+    assign use_a = (st == S_RUN);
+    assign use_b = (st == S_RUN) && f_bias;
     assign active = fire;
     assign stall = f_v && !rd_valid;
     always @(posedge clk) begin

@@ -14,6 +14,8 @@
 //   allgather  copies the own slice to dst + core*cols, then ncores-1 steps of TX and RX at once:
 //              step s sends the slice received in step s-1 (first: src) and receives the slice of
 //              core (core - s) mod ncores into dst + that core * cols.
+// Buffer access is shared (the core's port arbiter, docs/hw.md): TX reads words into a small FIFO
+// (vr_req, words on vr_data the cycle after vr_gnt); a write waits in bw_* until vw_gnt.
 `default_nettype none
 `include "dfx_isa.vh"
 `include "dfx_kernel.vh"
@@ -43,12 +45,15 @@ module dfx_net #(
     output reg  [31:0]         err_d1,
     output reg  [31:0]         err_d2,
     output wire                stall,
-    output wire [AW-1:0]       ra_addr,
-    input  wire [16*NB-1:0]    ra_data,
+    output wire                vr_req,
+    output wire [AW-1:0]       vr_addr,
+    input  wire                vr_gnt,
+    input  wire [16*NB-1:0]    vr_data,
     output reg                 bw_en,
     output reg  [AW-1:0]       bw_addr,
     output reg  [16*NB-1:0]    bw_data,
     output reg  [NB-1:0]       bw_mask,
+    input  wire                vw_gnt,
     input  wire                s_tvalid,
     output wire                s_tready,
     input  wire [16*RW+31:0]   s_tdata,
@@ -96,30 +101,37 @@ module dfx_net #(
     reg [15:0] tx_kind;
     reg [47:0] tx_base, tx_dbase;
     reg [31:0] tx_stride, tx_dstride;
-    reg [31:0] ti, tc;
-    reg        t_v;                        // ra_data holds word (ti, tc)
+    reg [31:0] ti, tc;                     // the word sent next
+    reg [31:0] qi, qc;                     // the word read next
+    reg        q_more;                     // words left to read
+    reg        t_pend;                     // a read was granted last cycle: its words are on vr_data
     reg [15:0] tx_seq;
     reg [31:0] tx_wait;
+    wire wslot = !bw_en || vw_gnt;         // the write register is free next cycle
+    localparam integer TQ = 4;             // words read ahead of the sender
+    wire tf_v;
+    wire [RB-1:0] tf_d;
+    wire [$clog2(TQ):0] tf_n;
     wire [RB-1:0] t_pay;
     genvar l;
     generate
         for (l = 0; l < RW; l = l + 1) begin : g_tp
-            assign t_pay[16*l +: 16] = (tc + l < cols) ? ra_data[16*l +: 16] : 16'd0;
+            assign t_pay[16*l +: 16] = (tc + l < cols) ? tf_d[16*l +: 16] : 16'd0;
         end
     endgenerate
     wire [RB-1:0] tx_pay = tx_hdr ? hdr_payload(tx_kind, rows, cols) : t_pay;
     wire t_last = !tx_hdr && (tc + RW >= cols) && (ti + 1 == rows);
-    assign m_tvalid = tx_busy && !tx_local && (tx_hdr || t_v);
+    assign m_tvalid = tx_busy && !tx_local && (tx_hdr || tf_v);
     assign m_tdata = {xor_bytes(tx_pay, core_id, tx_seq), tx_seq, core_id, tx_pay};
     assign m_tlast = t_last;
-    wire t_fire = tx_busy && (tx_hdr ? m_tready : (t_v && (tx_local || m_tready)));
-    wire t_adv_data = t_fire && !tx_hdr;
+    wire t_fire = tx_busy && (tx_hdr ? m_tready : (tf_v && (tx_local ? wslot : m_tready)));
     wire [31:0] tc_n = (tc + RW >= cols) ? 32'd0 : tc + RW;
     wire [31:0] ti_n = (tc + RW >= cols) ? ti + 1 : ti;
-    wire [31:0] pi_ = t_adv_data ? ti_n : ti;
-    wire [31:0] pc_ = t_adv_data ? tc_n : tc;
-    wire [47:0] t_addr = tx_base + {16'd0, pi_} * {16'd0, tx_stride} + {16'd0, pc_};
-    assign ra_addr = t_addr[AW-1:0];
+    wire [47:0] t_addr = tx_base + {16'd0, qi} * {16'd0, tx_stride} + {16'd0, qc};
+    assign vr_req = tx_busy && q_more && ({1'b0, tf_n} + {{($clog2(TQ)){1'b0}}, t_pend} < TQ);
+    assign vr_addr = t_addr[AW-1:0];
+    dfx_fifo #(.W(RB), .DEPTH(TQ)) u_tq (.clk(clk), .rst(rst || tx_go), .in_valid(t_pend), .in_ready(),
+        .in_data(vr_data[RB-1:0]), .out_valid(tf_v), .out_ready(t_fire && !tx_hdr), .out_data(tf_d), .count(tf_n));
     wire [47:0] t_daddr = tx_dbase + {16'd0, ti} * {16'd0, tx_dstride} + {16'd0, tc};
 
     // ------------------------------------------------------------ RX engine
@@ -139,18 +151,20 @@ module dfx_net #(
     reg [31:0] ri, rc;
     reg [15:0] rx_seq;
     reg [31:0] rx_wait;
-    assign f_pop = rx_busy && f_v;
+    assign f_pop = rx_busy && f_v && (rx_hdr || bad_word != 8'd0 || wslot);
     wire [7:0] bad_word = (r_src != prev) ? 8'd1 : (r_seq != rx_seq) ? 8'd2 :
                           (r_chk != xor_bytes(r_pay, r_src, r_seq)) ? 8'd3 : 8'd0;
     wire [31:0] want_h = {rx_kind[7:0], rows[11:0], cols[11:0]};
     wire [31:0] got_h = {r_pay[7:0], r_pay[16 +: 12], r_pay[48 +: 12]};
     wire hdr_bad = (r_pay[15:0] != rx_kind) || (r_pay[47:16] != rows) || (r_pay[79:48] != cols);
-    wire [16*NB-1:0] r_ext;
+    wire [16*NB-1:0] r_ext, t_ext;
     generate
         if (NB > RW) begin : g_ext
             assign r_ext = {{(16*NB-RB){1'b0}}, r_pay};
+            assign t_ext = {{(16*NB-RB){1'b0}}, tf_d};
         end else begin : g_same
             assign r_ext = r_pay;
+            assign t_ext = tf_d;
         end
     endgenerate
     wire [47:0] r_addr = rx_base + {16'd0, ri} * {16'd0, rx_stride} + {16'd0, rc};
@@ -169,15 +183,24 @@ module dfx_net #(
     always @(posedge clk) begin
         done <= 1'b0;
         err <= 1'b0;
-        bw_en <= 1'b0;
+        if (vw_gnt) bw_en <= 1'b0;
         tx_go <= 1'b0;
         rx_go <= 1'b0;
+        t_pend <= vr_req && vr_gnt;
+        if (vr_req && vr_gnt) begin
+            if (qc + RW >= cols) begin
+                qc <= 0;
+                qi <= qi + 1;
+                if (qi + 1 == rows) q_more <= 1'b0;
+            end else qc <= qc + RW;
+        end
         if (rst) begin
             st <= S_IDLE;
             busy <= 1'b0;
+            bw_en <= 1'b0;
             tx_busy <= 1'b0;
             rx_busy <= 1'b0;
-            t_v <= 1'b0;
+            q_more <= 1'b0;
             fault <= 1'b0;
             tx_seq <= 16'd0;
             rx_seq <= 16'd0;
@@ -191,25 +214,27 @@ module dfx_net #(
                 tx_busy <= 1'b1;
                 ti <= 0;
                 tc <= 0;
-                t_v <= tx_local;          // the first word's address is presented now
+                qi <= 0;
+                qc <= 0;
+                q_more <= 1'b1;
+                t_pend <= 1'b0;
                 tx_hdr <= !tx_local;
                 tx_wait <= 0;
             end else if (tx_busy) begin
-                tx_wait <= t_fire ? 32'd0 : tx_wait + 1;
+                tx_wait <= (m_tvalid && !m_tready) ? tx_wait + 1 : 32'd0;     // blocked by the ring
                 if (t_fire && !tx_local) tx_seq <= tx_seq + 1'b1;
                 if (t_fire && tx_local) begin
                     bw_en <= 1'b1;
                     bw_addr <= t_daddr[AW-1:0];
-                    bw_data <= ra_data;
+                    bw_data <= t_ext;
                     bw_mask <= lanes_left(cols - tc);
                 end
                 if (t_fire) begin
                     if (tx_hdr) begin
                         tx_hdr <= 1'b0;
-                        t_v <= 1'b1;
                     end else if (tc + RW >= cols && ti + 1 == rows) begin
                         tx_busy <= 1'b0;
-                        t_v <= 1'b0;
+                        q_more <= 1'b0;
                         ti <= 0;
                         tc <= 0;
                     end else begin
@@ -234,7 +259,7 @@ module dfx_net #(
                 rx_wait <= 0;
             end else if (rx_busy) begin
                 rx_wait <= f_v ? 32'd0 : rx_wait + 1;
-                if (f_v) begin
+                if (f_pop) begin
                     rx_seq <= rx_seq + 1'b1;
                     if (bad_word != 8'd0) begin
                         fault <= 1'b1;
@@ -321,14 +346,14 @@ module dfx_net #(
                 S_WAIT: if (fault) begin             // stop both engines
                     tx_busy <= 1'b0;
                     rx_busy <= 1'b0;
-                    t_v <= 1'b0;
+                    q_more <= 1'b0;
                     ti <= 0;
                     tc <= 0;
                     err_code <= f_code;
                     err_d1 <= f_d1;
                     err_d2 <= f_d2;
                     st <= S_ERR;
-                end else if (!tx_go && !rx_go && !tx_busy && !rx_busy) begin
+                end else if (!tx_go && !rx_go && !tx_busy && !rx_busy && !bw_en) begin
                     if (op == `DFX_OP_ALLGATHER && step + 1 < ncores) begin
                         step <= step + 1;
                         st <= S_STEP;

@@ -32,6 +32,8 @@ module dfx_vpu_path #(
     output reg                 done,
     output reg                 err,
     output reg  [7:0]          err_code,
+    output wire                use_a,      // buffer ports this unit holds this cycle (it has priority)
+    output wire                use_b,
     output wire [AW-1:0]       ra_addr,
     input  wire [16*NB-1:0]    ra_data,
     output wire [AW-1:0]       rb_addr,
@@ -111,6 +113,8 @@ module dfx_vpu_path #(
         endcase
     end
     assign ra_addr = p_aa[AW-1:0];
+    assign use_a = (st == S_RUN) && p_v;
+    assign use_b = use_a && binary && (f_bcast != `DFX_BCAST_IMM);
     assign rb_addr = p_ba[AW-1:0];
     reg f_col;
     integer q;

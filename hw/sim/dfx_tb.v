@@ -10,7 +10,8 @@
 //
 // Plusargs: +cmd=PATH (commands; a named pipe), +rsp=PATH (replies, one line per
 // command, flushed), +trace=PATH (optional: a line "core pc op cycle", decimal, for every retired
-// instruction, from the core's dbg_retire / dbg_retire_pc / dbg_retire_op; flushed at the end of
+// instruction, from the core's dbg_retire (a bit per retire source) / dbg_retire_pc / dbg_retire_op
+// (32 and 6 bits per source); flushed at the end of
 // every run), +waves=PATH (optional, needs the DFX_WAVES define: $dumpfile / $dumpvars),
 // and the memory models' +hbm_lat= +ddr_lat= +hbm_stall= +seed= (hw/sim/dfx_axi_mem.v).
 //
@@ -243,9 +244,13 @@ module dfx_tb #(
         end
         assign done_at[64*gi +: 64] = done_r;
 
+        integer ri;
         always @(posedge clk)
-            if (trace != 0 && u_core.dbg_retire)
-                $fwrite(trace, "%0d %0d %0d %0d\n", gi, u_core.dbg_retire_pc, u_core.dbg_retire_op, cycle);
+            if (trace != 0)
+                for (ri = 0; ri < 4; ri = ri + 1)
+                    if (u_core.dbg_retire[ri])
+                        $fwrite(trace, "%0d %0d %0d %0d\n", gi, u_core.dbg_retire_pc[32*ri +: 32],
+                                u_core.dbg_retire_op[6*ri +: 6], cycle);
     end endgenerate
 
     // ------------------------------------------------------------------ AXI4-Lite master

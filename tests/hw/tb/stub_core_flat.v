@@ -13,7 +13,8 @@
 //      of the beat it read, detail2 = payload bits [31:0] of the word it received, cycles since
 //      start, busy_net = ring words received, retired = 3,
 //   5. raises ap_done (and ISR bit 0 when IER bit 0 is set).
-// Each step that ends retires a fake instruction on dbg_retire (pc 0, 1, 2; op 1, 2, 3).
+// Each step that ends retires a fake instruction on dbg_retire bit 0, the control slot of the real
+// core's retire ports (pc 0, 1, 2; op 1, 2, 3).
 `default_nettype none
 `include "dfx_kernel.vh"
 
@@ -122,13 +123,13 @@ module dfx_core_flat #(
     assign m_axis_ring_tlast = 1'b1;
     assign s_axis_ring_tready = (st == RX || st == WIN);
 
-    reg dbg_retire;
-    reg [31:0] dbg_retire_pc;
-    reg [5:0] dbg_retire_op;
+    reg [3:0] dbg_retire;
+    reg [127:0] dbg_retire_pc;
+    reg [23:0] dbg_retire_op;
 
     integer i;
     always @(posedge ap_clk) begin
-        dbg_retire <= 1'b0;
+        dbg_retire <= 4'd0;
         if (!ap_rst_n) begin
             for (i = 0; i < NREG; i = i + 1) regs[i] <= 32'd0;
             start <= 1'b0; done <= 1'b0; gie <= 1'b0; ier <= 2'd0; isr <= 1'b0;
@@ -175,7 +176,7 @@ module dfx_core_flat #(
                 RD_R: if (hbm_rvalid[fbeat % CH]) begin
                     detail <= hbm_rdata[HBM_BITS * (fbeat % CH) +: 32];
                     if (hbm_rresp[2 * (fbeat % CH) +: 2] != 2'b00) code <= `DFX_ERR_ADDRESS;
-                    dbg_retire <= 1'b1; dbg_retire_pc <= 32'd0; dbg_retire_op <= 6'd1;
+                    dbg_retire <= 4'd1; dbg_retire_pc <= 128'd0; dbg_retire_op <= 24'd1;
                     st <= TX;
                 end
                 TX: if (m_axis_ring_tready) begin
@@ -186,7 +187,7 @@ module dfx_core_flat #(
                     detail2 <= s_axis_ring_tdata[31:0];
                     nrx <= 32'd1;
                     timer <= 32'd0;
-                    dbg_retire <= 1'b1; dbg_retire_pc <= 32'd1; dbg_retire_op <= 6'd2;
+                    dbg_retire <= 4'd1; dbg_retire_pc <= 128'd1; dbg_retire_op <= 24'd2;
                     st <= WIN;
                 end else if (timer == RING_TIMEOUT) begin
                     code <= `DFX_ERR_RING_TIMEOUT;
@@ -224,7 +225,7 @@ module dfx_core_flat #(
                     if (beat == NREC - 1) begin
                         done <= 1'b1;
                         if (ier[0]) isr <= 1'b1;
-                        dbg_retire <= 1'b1; dbg_retire_pc <= 32'd2; dbg_retire_op <= 6'd3;
+                        dbg_retire <= 4'd1; dbg_retire_pc <= 128'd2; dbg_retire_op <= 24'd3;
                         st <= IDLE;
                     end else begin
                         beat <= beat + 8'd1;

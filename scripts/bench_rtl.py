@@ -1,0 +1,102 @@
+#!/usr/bin/env python
+"""Speed of the RTL core in simulation, and its cycles (issue 10).
+
+    python scripts/bench_rtl.py                  # a 2-layer d=32 GPT-2 on 1 and 4 tiny cores, Verilator
+    python scripts/bench_rtl.py --cards 2 --sim icarus
+
+A random GPT-2 (HF transformers, saved to a temporary folder) is compiled for the tiny target
+and run through the `rtl` backend (hw/sim/dfx_tb.v: N cores on a ring, memories in HDL). The
+testbench is built first (its time printed apart: builds are cached in build/rtl/), then one
+generation runs: the prompt's summarization calls and --tokens - 1 generation calls. Printed
+per card count: simulated cycles per wall second (device cycles of all calls / their wall
+time), the wall time of one generated token, the device cycles per phase (ap_start to the last
+card's done, summed over the phase's calls), and card 0's busy cycles per unit in the last
+generation call (from its status record).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--cards", type=int, nargs="+", default=[1, 4], help="cores on the ring (default: 1 4)")
+    ap.add_argument("--sim", choices=("verilator", "icarus"), default="verilator")
+    ap.add_argument("--layers", type=int, default=2)
+    ap.add_argument("--d", type=int, default=32, help="d_model (default 32)")
+    ap.add_argument("--heads", type=int, default=4)
+    ap.add_argument("--vocab", type=int, default=128)
+    ap.add_argument("--prompt", type=int, default=8, help="prompt tokens (default 8)")
+    ap.add_argument("--tokens", type=int, default=8, help="tokens generated (default 8)")
+    ap.add_argument("--json", action="store_true", help="print one JSON object per card count")
+    a = ap.parse_args(argv)
+
+    import torch
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    from dfx.compiler.driver import compile_model
+    from dfx.errors import DfxError
+    from dfx.host.runtime import Session
+
+    tmp = Path(tempfile.mkdtemp(prefix="dfx-bench-rtl-"))
+    torch.manual_seed(0)
+    cfg = GPT2Config(n_layer=a.layers, n_embd=a.d, n_head=a.heads, n_positions=64, vocab_size=a.vocab,
+                     initializer_range=0.2, bos_token_id=0, eos_token_id=0)
+    GPT2LMHeadModel(cfg).eval().save_pretrained(tmp / "model")
+    prompt = [int(t) for t in np.random.default_rng(0).integers(1, a.vocab, a.prompt)]
+    if not a.json:
+        print(f"model: {a.layers} layers, d={a.d}, {a.heads} heads, vocab {a.vocab}; prompt {a.prompt} tokens, "
+              f"{a.tokens} generated; target tiny; {a.sim}")
+    for n in a.cards:
+        try:
+            bundle = tmp / f"b{n}"
+            compile_model(str(tmp / "model"), n, bundle, target="tiny", max_seq=64, progress=False)
+            cards = json.loads((bundle / "manifest.json").read_text())["cards"]
+            s = Session(bundle, backend="rtl", sim=a.sim, hbm_bytes=max(c["hbm_bytes"] for c in cards))
+        except DfxError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 1
+        try:
+            t0 = time.perf_counter()
+            s.devices[0].group.proc  # build (or take from the cache) and start the testbench
+            build = time.perf_counter() - t0
+            stats: dict = {}
+            t0 = time.perf_counter()
+            for _ in s.generate(prompt, max_new_tokens=a.tokens, eos_id=None, stats=stats):
+                pass
+            wall = time.perf_counter() - t0
+            last = s.devices[0].counters()
+        finally:
+            s.close()
+        summ, gen = stats["summarization"], stats["generation"]
+        cyc = summ.counters["device_cycles"] + gen.counters["device_cycles"]
+        row = {"cards": n, "sim": a.sim, "build_s": round(build, 2), "run_s": round(wall, 3),
+               "cycles_per_s": round(cyc / wall), "ms_per_token": round(1000 * gen.wall_s / max(gen.calls, 1), 2),
+               "summarization_cycles": summ.counters["device_cycles"], "summarization_calls": summ.calls,
+               "generation_cycles": gen.counters["device_cycles"], "generation_calls": gen.calls,
+               "last_call": {k: last[k] for k in ("cycles", "busy_dma", "busy_mpu", "busy_vpu", "busy_net")}}
+        if a.json:
+            print(json.dumps(row))
+            continue
+        lc = row["last_call"]
+        busy = ", ".join(f"{u} {lc['busy_' + u]} ({100 * lc['busy_' + u] / lc['cycles']:.0f} %)"
+                         for u in ("dma", "mpu", "vpu", "net"))
+        print(f"N={n}: build {build:.1f} s; {cyc} cycles in {wall:.2f} s = {row['cycles_per_s']:,} cycles/s; "
+              f"{row['ms_per_token']} ms per generated token")
+        print(f"      device cycles: summarization {summ.counters['device_cycles']} ({summ.calls} calls), "
+              f"generation {gen.counters['device_cycles']} ({gen.calls} calls, "
+              f"{gen.counters['device_cycles'] / max(gen.calls, 1):.0f} per token)")
+        print(f"      card 0, last call: {lc['cycles']} cycles, busy {busy}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
