@@ -164,7 +164,8 @@ def yosys_script(files: list[str], params: dict[str, int], out: Path, uram: bool
                  run: str | None = None, blackbox: tuple[str, ...] = ()) -> str:
     inc = " ".join(f"-I {os.path.relpath(d, ROOT)}" for d in (RTL, INCLUDE))
     chp = " ".join(f"-set {k} {v}" for k, v in params.items())
-    synth = f"synth_xilinx -top {TOP} -family xcup -noiopad" + (" -uram" if uram else "") + (f" -run {run}" if run else "")
+    synth = (f"synth_xilinx -top {TOP} -family xcup -noiopad" + (" -uram" if uram else "")
+             + (f" -run {run}" if run else ""))
     lines = [f"read_verilog -defer {inc} {' '.join(files)}",
              f"chparam {chp} {TOP}",
              f"hierarchy -check -top {TOP}"]
@@ -261,6 +262,23 @@ class Hierarchy:
             if c in self.mods:
                 out |= self.used(c)
         return out
+
+    def by_module(self, top: str) -> list[dict]:
+        """Each Verilog module's own cells (its submodules not included) times its instances."""
+        count: dict[str, int] = {top: 1}
+        order = [top]
+        for m in order:                          # breadth first: parents before children
+            for c, n in self.children(m).items():
+                if c in self.mods:
+                    if c not in count:
+                        order.append(c)
+                    count[c] = count.get(c, 0) + n * count[m]
+        out: dict[str, list] = {}
+        for m, n in count.items():
+            g = out.setdefault(base_name(m), [0, dict.fromkeys(KEYS, 0)])
+            g[0] += n
+            g[1] = _add(g[1], self.own(m), n)
+        return sorted(({"module": k, "instances": n, **r} for k, (n, r) in out.items()), key=lambda r: -r["lut"])
 
     def rows(self, top: str, depth: int = 2) -> list[dict]:
         """Table rows: the top's own logic, then its children grouped by Verilog name, to `depth`."""
@@ -381,14 +399,14 @@ def _synthesize(target: str, out: Path, uram: bool = True, run: str | None = Non
         res["problems"].append(f"yosys exited with status {rc}")
     if not stat_path.exists():
         res["problems"].append("yosys wrote no statistics (stat -json): the run did not finish")
-        res.update(blocks=[], total=None, percent=None, hierarchy_modules=[], primitives={})
+        res.update(blocks=[], by_module=[], total=None, percent=None, hierarchy_modules=[], primitives={})
         return res
     stat = load_stat_json(stat_path)
     h = Hierarchy(stat, tuple(blackbox))
     top = next((m for m in h.mods if base_name(m) == TOP), None)
     if top is None:
         res["problems"].append(f"no module {TOP} in the statistics")
-        res.update(blocks=[], total=None, percent=None, hierarchy_modules=[], primitives={})
+        res.update(blocks=[], by_module=[], total=None, percent=None, hierarchy_modules=[], primitives={})
         return res
     total = h.total(top)
     prims = h.primitives(top)
@@ -400,6 +418,7 @@ def _synthesize(target: str, out: Path, uram: bool = True, run: str | None = Non
     res["total"] = total
     res["percent"] = {k: round(100.0 * total[k] / U280[k], 2) for k in U280}
     res["blocks"] = h.rows(top, depth)
+    res["by_module"] = h.by_module(top)
     res["hierarchy_modules"] = sorted(h.used(top))
     res["primitives"] = dict(sorted(prims.items()))
     return res
@@ -460,8 +479,15 @@ def report(res: dict) -> str:
         out.append("")
         out.append("fits a U280: " + ("yes" if not over else "NO, over in " + ", ".join(
             f"{k} ({_fmt(t[k], 0)} > {_fmt(U280[k], 0)})" for k in over)))
-        out.append(f"carry chains (CARRY4): {int(t['carry']):,}; LUT counts INV cells as LUT1s and each"
-                   " LUTRAM / SRL cell as the LUTs it occupies")
+        prim = res["primitives"]
+        small = prim.get("LUT1", 0) + prim.get("INV", 0)
+        out.append(f"LUT counts each LUTRAM / SRL cell as the LUTs it occupies, and INV cells as LUTs; LUT1 + INV "
+                   f"= {small:,} (Vivado absorbs most of them); carry chains (CARRY4): {int(t['carry']):,}")
+        out.append("")
+        out.append("LUTs by Verilog module (own cells x instances), the largest:")
+        for r in res["by_module"][:8]:
+            out.append(f"  {r['module']:<16} x{r['instances']:<6} {_fmt(r['lut'], 10)} LUT "
+                       f"({100.0 * r['lut'] / t['lut']:4.1f} %), {_fmt(r['dsp'], 0)} DSP")
     lh, lu = res["latches_harmless"], res["latches_unexpected"]
     out.append(f"latches: {len(lu)} unexpected, {len(lh)} harmless (integer loop variables: "
                + (", ".join(sorted({f"{x['module']}.{x['signal']}" for x in lh})) or "none") + ")")
@@ -493,8 +519,10 @@ def main(argv=None) -> int:
     try:
         if a.run and not re.fullmatch(r"[\w]*:[\w]*", a.run):
             raise SynthError(f"--run wants FROM:TO (synth_xilinx labels), not {a.run!r}")
-        print(f"synth.py: {a.target}: running yosys (log: build/synth/{a.target}/yosys.log) ...",
-              file=sys.stderr, flush=True)
+        if not a.reuse:
+            find_yosys(a.yosys)
+            print(f"synth.py: {a.target}: running yosys (log: build/synth/{a.target}/yosys.log) ...",
+                  file=sys.stderr, flush=True)
         res = synthesize(a.target, out=a.out, uram=a.uram, run=a.run, blackbox=tuple(a.blackbox),
                          reuse=a.reuse, yosys=a.yosys, timeout=a.timeout, depth=a.depth)
     except SynthError as e:
