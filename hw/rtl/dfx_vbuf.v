@@ -48,7 +48,10 @@ module dfx_vbuf #(
             reg [15:0] qa_r;
             reg [15:0] qb_r;
             integer z;
-            initial for (z = 0; z < DEPTH; z = z + 1) mem[z] = 16'd0;   // BRAM contents at configuration
+`ifndef SYNTHESIS   // simulators start the banks as zeros, as BRAM/URAM hold after configuration (Yosys,
+            // which defines SYNTHESIS, would unroll the loop word by word)
+            initial for (z = 0; z < DEPTH; z = z + 1) mem[z] = 16'd0;
+`endif
             always @(posedge clk) begin
                 if (we && w_mask[wl])
                     mem[wrow] <= w_data[16*wl +: 16];
