@@ -483,6 +483,12 @@ module dfx_core_flat #(
         hull = rng(rows != 32'd0 && cols != 32'd0, base,
                    base + ({32'd0, rows} - 64'd1) * stride + {32'd0, cols});
     endfunction
+    // hull() of the first of bt batches, `bstride` apart, grown to cover the last one
+    function automatic [RL-1:0] bhull(input [63:0] base, input [31:0] bt, input [63:0] bstride, input [31:0] rows,
+                                      input [31:0] cols, input [63:0] stride);
+        bhull = hull(base, rows, cols, stride);
+        bhull = rng(bhull[RL-1], {8'd0, bhull[111:56]}, {8'd0, bhull[55:0]} + ux(bt - 32'd1) * bstride);
+    endfunction
     function automatic [RL-1:0] join2(input [RL-1:0] a, input [RL-1:0] b);
         if (!a[RL-1]) join2 = b;
         else if (!b[RL-1]) join2 = a;
@@ -565,9 +571,8 @@ module dfx_core_flat #(
             end
             `DFX_OP_KVSTORE: begin
                 bt = (iq_data[`DFX_KV_BATCH_LSB +: 8] == 8'd0) ? 32'd1 : {24'd0, iq_data[`DFX_KV_BATCH_LSB +: 8]};
-                n_br = hull(ux({8'd0, iq_data[`DFX_KV_V_LSB +: 24]}), rows, cols, ux({16'd0, iq_data[`DFX_KV_VS_LSB +: 16]}));
-                n_br = rng(n_br[RL-1], {8'd0, n_br[111:56]},
-                           {8'd0, n_br[55:0]} + ux(bt - 32'd1) * ux({16'd0, iq_data[`DFX_KV_VBS_LSB +: 16]}));
+                n_br = bhull(ux({8'd0, iq_data[`DFX_KV_V_LSB +: 24]}), bt, ux({16'd0, iq_data[`DFX_KV_VBS_LSB +: 16]}),
+                             rows, cols, ux({16'd0, iq_data[`DFX_KV_VS_LSB +: 16]}));
                 // tiles touched: k from k0 to k1, n from j0 to j1 (tile index (n / L) * wn + k / W)
                 p0 = R[iq_data[`DFX_KV_PREG_LSB +: 4]];
                 p1 = p0 + rows - 32'd1;
@@ -590,14 +595,14 @@ module dfx_core_flat #(
                                  + ux(nt - 32'd1) * ux({16'd0, iq_data[`DFX_MM_WN_LSB +: 16]}) + ux(kt)) << LTB));
                 x0 = ux({8'd0, iq_data[`DFX_MM_X_LSB +: 24]})
                      + sx(R[iq_data[`DFX_MM_XREG_LSB +: 4]]) * ux({16'd0, iq_data[`DFX_MM_XS_LSB +: 16]});
-                n_br = hull(x0, rows, cols, ux({16'd0, iq_data[`DFX_MM_XS_LSB +: 16]}));
-                n_br = rng(n_br[RL-1] && n3 != 32'd0, {8'd0, n_br[111:56]},
-                           {8'd0, n_br[55:0]} + ux(bt - 32'd1) * ux({16'd0, iq_data[`DFX_MM_XBS_LSB +: 16]}));
+                n_br = bhull(x0, bt, ux({16'd0, iq_data[`DFX_MM_XBS_LSB +: 16]}), rows, cols,
+                             ux({16'd0, iq_data[`DFX_MM_XS_LSB +: 16]}));
+                n_br[RL-1] = n_br[RL-1] && n3 != 32'd0;
                 if (iq_data[`DFX_MM_BIAS_LSB])
                     n_br = join2(n_br, hull(ux({8'd0, iq_data[`DFX_MM_AUX_LSB +: 24]}), 32'd1, n3, 64'd0));
-                n_bw = hull(ux({8'd0, iq_data[`DFX_MM_OUT_LSB +: 24]}), rows, npad, ux({16'd0, iq_data[`DFX_MM_OS_LSB +: 16]}));
-                n_bw = rng(n_bw[RL-1] && cols != 32'd0, {8'd0, n_bw[111:56]},
-                           {8'd0, n_bw[55:0]} + ux(bt - 32'd1) * ux({16'd0, iq_data[`DFX_MM_OBS_LSB +: 16]}));
+                n_bw = bhull(ux({8'd0, iq_data[`DFX_MM_OUT_LSB +: 24]}), bt, ux({16'd0, iq_data[`DFX_MM_OBS_LSB +: 16]}),
+                             rows, npad, ux({16'd0, iq_data[`DFX_MM_OS_LSB +: 16]}));
+                n_bw[RL-1] = n_bw[RL-1] && cols != 32'd0;
                 if (op == `DFX_OP_MASKEDMM || op == `DFX_OP_LMHEAD) begin
                     s1 = {16'd0, iq_data[`DFX_MM_AS_LSB +: 16]};
                     if (op == `DFX_OP_LMHEAD && s1 < 32'd3) s1 = 32'd3;
