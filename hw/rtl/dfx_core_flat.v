@@ -549,6 +549,9 @@ module dfx_core_flat #(
         reg [31:0] rows, cols, n3, bt, kt, nt, npad, s1, p0, p1, k0, k1, j0, j1;
         reg [63:0] base, x0, m;
         rows = cv[0]; cols = cv[1]; n3 = cv[2];
+        // every local gets a value on every path (no latch)
+        bt = 32'd1; kt = 32'd0; nt = 32'd0; npad = 32'd0; s1 = 32'd0; p0 = 32'd0; p1 = 32'd0;
+        k0 = 32'd0; k1 = 32'd0; j0 = 32'd0; j1 = 32'd0; base = 64'd0; x0 = 64'd0; m = 64'd0;
         n_br = {RL{1'b0}}; n_bw = {RL{1'b0}}; n_hr = {RL{1'b0}}; n_hw = {RL{1'b0}};
         case (op)
             `DFX_OP_LOAD, `DFX_OP_STORE: begin
