@@ -20,7 +20,7 @@ ISA version {isa.ISA_VERSION}, fingerprint `{isa.isa_fingerprint()}`.
 Every instruction is one {isa.INSTR_BITS}-bit little-endian word ({isa.INSTR_BYTES} bytes: one HBM
 beat on the U280). Bits 5:0 hold the opcode, bits 7:6 are reserved, and the format's fields
 follow from bit 8 upward; every bit outside a field must be zero (the decoder refuses the
-word otherwise). The Verilog header hw/include/dfx_isa.vh is generated from the same tables.
+word otherwise). The Verilog header hw/gen/include/dfx_isa.vh is generated from the same tables.
 
 ## Machine state
 

@@ -4,7 +4,7 @@ Every instruction is one 512-bit word (64 bytes: one HBM beat on the U280, so th
 unit reads one instruction per cycle). Bits 5:0 hold the opcode, bits 7:6 are reserved
 (zero), and the format's fields follow from bit 8 upward in table order; every bit not
 covered by a field must be zero. The encoder, the decoder, the assembler, the
-disassembler, docs/isa.md and hw/include/dfx_isa.vh all derive from the tables below.
+disassembler, docs/isa.md and hw/gen/include/dfx_isa.vh all derive from the tables below.
 
 Field kinds:
   u    unsigned integer

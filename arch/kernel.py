@@ -3,7 +3,7 @@
 dfx_core is an XRT-managed RTL kernel (ap_ctrl_hs). Its AXI4-Lite slave `s_axi_control`
 holds the control word, the interrupt registers and the kernel arguments in the order
 below; 64-bit arguments take two 32-bit registers, low word first. The Verilog header
-hw/include/dfx_kernel.vh, the host backends (dfx.host) and docs/hw.md are derived from
+hw/gen/include/dfx_kernel.vh, the host backends (dfx.host) and docs/hw.md are derived from
 these tables (tests fail if the generated files drift).
 
 pyxrt cannot read kernel registers, so the core reports through memory: at END, and when it

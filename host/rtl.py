@@ -33,13 +33,13 @@ from pathlib import Path
 
 import numpy as np
 
+from dfx import hw
 from dfx.arch import kernel
 from dfx.arch.target import Target
 from dfx.errors import DeviceTimeout, DfxError
 from dfx.host import hal
 
 ROOT = Path(__file__).resolve().parent.parent
-RTL_DIR, SIM_DIR, INC_DIR = ROOT / "hw" / "rtl", ROOT / "hw" / "sim", ROOT / "hw" / "include"
 BUILD = ROOT / "build" / "rtl"
 SIMS = ("verilator", "icarus")
 MIN_BEATS = 1 << 12
@@ -115,7 +115,7 @@ def _log_tail(path: Path, n: int = 30) -> str:
 
 def build(sim: str, top: str, params: dict, sources: list, name: str, waves: str | None = None) -> Path:
     """Compile module `top` of `sources` with `params`; return the program to run (Verilator's
-    executable, or Icarus' .vvp file). Include folders: hw/rtl, hw/include. waves: a wave file
+    executable, or Icarus' .vvp file). Include folders: dfx.hw.include_dirs(). waves: a wave file
     name (Verilator then builds the tracer its suffix asks for, .fst or VCD, and DFX_WAVES is
     defined; Icarus always can dump). Cached in build/rtl/<sim>/<name>-<hash>/, the hash covering
     sources, headers, parameters and the tool's version; a lock serializes concurrent builders."""
@@ -126,7 +126,7 @@ def build(sim: str, top: str, params: dict, sources: list, name: str, waves: str
     version = subprocess.run([tool, "-V" if sim == "icarus" else "--version"], capture_output=True,
                              text=True).stdout.splitlines()[:1]
     h.update(repr((sim, top, version, sorted(params.items()), wkind)).encode())
-    for p in srcs + sorted(INC_DIR.glob("*.vh")) + sorted(RTL_DIR.glob("*.vh")):
+    for p in srcs + hw.headers():
         h.update(p.name.encode() + b"\0" + p.read_bytes() + b"\0")
     name = f"{name}-{h.hexdigest()[:12]}"
     base = BUILD / sim
@@ -145,14 +145,14 @@ def build(sim: str, top: str, params: dict, sources: list, name: str, waves: str
         env = dict(os.environ)
         if sim == "icarus":
             cmd = ["iverilog", "-g2012", "-DDFX_WAVES", "-s", top, "-o", str(tmp / exe.name),
-                   f"-I{RTL_DIR}", f"-I{INC_DIR}"]
+                   *(f"-I{d}" for d in hw.include_dirs())]
             cmd += [f"-P{top}.{k}={v}" for k, v in params.items()] + [str(s) for s in srcs]
         else:
             tool, make = _verilator()
             env["MAKEFLAGS"] = " ".join([env.get("MAKEFLAGS", "")] + [f"{k}={v}" for k, v in make.items()]
                                         + ["OPT_FAST=-O2"]).strip()
             cmd = [tool, "--binary", "--timing", "-Wno-fatal", "-Wno-lint", "-Wno-style", "--timescale", "1ns/1ps",
-                   "--top-module", top, "--Mdir", str(tmp), "-o", exe.name, f"-I{RTL_DIR}", f"-I{INC_DIR}",
+                   "--top-module", top, "--Mdir", str(tmp), "-o", exe.name, *(f"-I{d}" for d in hw.include_dirs()),
                    "--build-jobs", str(os.cpu_count() or 1)]
             if wkind:
                 cmd += ["--trace-fst" if wkind == "fst" else "--trace", "-DDFX_WAVES"]
@@ -171,11 +171,11 @@ def build(sim: str, top: str, params: dict, sources: list, name: str, waves: str
 def build_tb(target: Target, n: int, sim: str = "verilator", mem_beats: int = MIN_BEATS,
              ddr_beats: int = MIN_BEATS, ring_timeout: int = 100000, waves: str | None = None,
              rtl_sources: list | None = None) -> Path:
-    """Compile dfx_tb for `target` with n cores (see build). Sources: rtl_sources (default every
-    hw/rtl/*.v: the core) and hw/sim/*.v (the bench, memories, links)."""
-    srcs = list(rtl_sources) if rtl_sources is not None else sorted(RTL_DIR.glob("*.v"))
+    """Compile dfx_tb for `target` with n cores (see build). Sources: rtl_sources (default dfx.hw.rtl_sources():
+    the core) and hw/sim/*.v (the bench, memories, links)."""
+    srcs = list(rtl_sources) if rtl_sources is not None else hw.rtl_sources()
     return build(sim, "dfx_tb", tb_params(target, n, mem_beats, ddr_beats, ring_timeout),
-                 srcs + sorted(SIM_DIR.glob("*.v")), f"{target.name}-n{n}", waves)
+                 srcs + sorted(hw.SIM_DIR.glob("*.v")), f"{target.name}-n{n}", waves)
 
 
 class Simulator:

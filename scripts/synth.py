@@ -5,7 +5,7 @@
                             [--blackbox MODULE ...] [--out DIR] [--reuse]
 
 Runs Yosys's `synth_xilinx -family xcup -noiopad -uram` (UltraScale+; the on-chip buffer is meant
-for UltraRAM) on hw/rtl/*.v with top dfx_core_flat and the target's parameters
+for UltraRAM) on the core's sources (dfx.hw.rtl_sources()) with top dfx_core_flat and the target's parameters
 (dfx.arch.verilog.core_params, the numbers the generated top hw/gen/<target>/dfx_core.v uses),
 keeping the hierarchy, and prints per block: LUT (with LUTRAM + SRL), FF, DSP48E2, block RAM
 (RAMB36E2 + RAMB18E2 / 2, in 36 Kb tiles) and URAM288; the whole core against the Alveo U280's
@@ -36,9 +36,9 @@ import sys
 import time
 from pathlib import Path
 
+from dfx import hw
+
 ROOT = Path(__file__).resolve().parents[1]
-RTL = ROOT / "hw" / "rtl"
-INCLUDE = ROOT / "hw" / "include"
 TOP = "dfx_core_flat"
 TARGETS = ("tiny", "u280-dfx", "u280")
 
@@ -132,7 +132,7 @@ def target_params(name: str) -> dict[str, int]:
 
 def yosys_script(files: list[str], params: dict[str, int], out: Path, uram: bool = True,
                  run: str | None = None, blackbox: tuple[str, ...] = ()) -> str:
-    inc = " ".join(f"-I {os.path.relpath(d, ROOT)}" for d in (RTL, INCLUDE))
+    inc = " ".join(f"-I {os.path.relpath(d, ROOT)}" for d in hw.include_dirs())
     chp = " ".join(f"-set {k} {v}" for k, v in params.items())
     synth = (f"synth_xilinx -top {TOP} -family xcup -noiopad" + (" -uram" if uram else "")
              + (f" -run {run}" if run else ""))
@@ -301,9 +301,9 @@ def parse_log(log: str, sources: dict[str, str]) -> dict:
 
 
 def module_sources() -> dict[str, str]:
-    """Verilog module name -> the text of the file that defines it (hw/rtl)."""
+    """Verilog module name -> the text of the file that defines it (the core's sources)."""
     out = {}
-    for f in sorted(RTL.glob("*.v")):
+    for f in hw.rtl_sources():
         text = f.read_text()
         for m in re.finditer(r"^\s*module\s+(\w+)", text, re.M):
             out[m.group(1)] = text
@@ -311,7 +311,7 @@ def module_sources() -> dict[str, str]:
 
 
 def instantiated_modules(top: str = TOP) -> set[str]:
-    """hw/rtl modules reachable from top in the sources (every generate branch counted)."""
+    """Modules of the core's sources reachable from top in the sources (every generate branch counted)."""
     src = module_sources()
     names = set(src)
     seen, todo = set(), [top]
@@ -332,7 +332,7 @@ def _synthesize(target: str, out: Path, uram: bool = True, run: str | None = Non
                 timeout: float | None = None, depth: int = 2) -> dict:
     params = target_params(target)
     out.mkdir(parents=True, exist_ok=True)
-    files = [os.path.relpath(f, ROOT) for f in sorted(RTL.glob("*.v"))]
+    files = [os.path.relpath(f, ROOT) for f in hw.rtl_sources()]
     script = yosys_script(files, params, out, uram=uram, run=run, blackbox=tuple(blackbox))
     ys, log_path, stat_path = out / "synth.ys", out / "yosys.log", out / "stat.json"
     cmd_args = ["-q", "-l", os.path.relpath(log_path, ROOT), "-s", os.path.relpath(ys, ROOT)]

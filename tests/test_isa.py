@@ -124,12 +124,6 @@ def test_program_file_round_trip_and_corruption():
         decode_stream(b"\0" * 65)
 
 
-def test_verilog_header_matches_tables():
-    """The checked-in headers are exactly what the tables generate (run python -m dfx.arch.verilog)."""
-    for path, text in verilog.generated().items():
-        assert path.read_text() == text, f"{path} drifted from the tables: run python -m dfx.arch.verilog"
-
-
 def test_verilog_header_defines_every_field():
     text = verilog.isa_header()
     for op in isa.OPS:

@@ -1,4 +1,4 @@
-"""cocotb tests of the matrix unit (hw/rtl/dfx_mpu.v) against dfx.sim.numerics.
+"""cocotb tests of the matrix unit (hw/rtl/mpu/dfx_mpu.v) against dfx.sim.numerics.
 
 Reference per output row: y = nx.rne16(nx.matmul_exact(x, w, W, bias, scale)); (gelu)
 nx.gelu16; (mask) -inf where column > pos + row; row max nx.chunked_max(y, LANES);

@@ -1,4 +1,4 @@
-"""cocotb tests of the vector unit (hw/rtl/dfx_vpu.v) against dfx.sim.numerics.
+"""cocotb tests of the vector unit (hw/rtl/vpu/dfx_vpu.v) against dfx.sim.numerics.
 
 Every output bit is compared with nx.add16/sub16/mul16/max16, nx.exp16/recip16/rsqrt16/
 gelu16, nx.chunked_sum (+ nx.scale32, nx.rne16) and nx.chunked_max.

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from dfx import hw
 from dfx.arch.target import load_target
 from dfx.compiler.bundle import Bundle
 from dfx.errors import DeviceTimeout, DfxError, RingDeadlock
@@ -84,7 +85,7 @@ def word(img: np.ndarray, addr: int) -> int:
 @pytest.mark.parametrize("sim", SIMS)
 def test_memory_model_bursts_latency_backpressure(sim):
     need(sim)
-    exe = rtl.build(sim, "dfx_axi_mem_tb", {}, [rtl.SIM_DIR / "dfx_axi_mem.v", TB / "dfx_axi_mem_tb.v"],
+    exe = rtl.build(sim, "dfx_axi_mem_tb", {}, [hw.SIM_DIR / "dfx_axi_mem.v", TB / "dfx_axi_mem_tb.v"],
                     "axi_mem_tb")
     runs = {}
     for lat, stall in [(1, 0), (9, 0), (3, 30)]:

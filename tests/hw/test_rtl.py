@@ -14,20 +14,27 @@ from pathlib import Path
 
 import pytest
 
+from dfx import hw
 from dfx.arch.target import load_target
 
 pytestmark = pytest.mark.rtl
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
-RTL = ROOT / "hw" / "rtl"
 TB = HERE / "tb"
 BUILD = ROOT / "build" / "hw"
 SIMS = ["icarus", "verilator"]
 
 
 def sources():
-    return sorted(RTL.glob("*.v")) + [TB / "dfx_fp_tb.v"]
+    return hw.rtl_sources() + sorted(TB.glob("dfx_fp*.v")) + [TB / "dfx_vpipe.v"]
+
+
+def lint_cmd(exe: str, top: str, gp=(), waive=()) -> list[str]:
+    """verilator --lint-only -Wall on module `top` of the core's sources (every folder searched)."""
+    dirs = sorted({f.parent for f in hw.rtl_sources()})
+    return [exe, "--lint-only", "-Wall", *waive, *(f"-I{d}" for d in hw.include_dirs()),
+            *(a for d in dirs for a in ("-y", str(d))), "--top-module", top, *gp]
 
 
 def params(bench: str, tname: str) -> dict:
@@ -64,7 +71,7 @@ def run_bench(sim: str, bench: str, tname: str = "tiny", testcase=None):
         # the u280 models are large (1,024 multipliers): C++ at -O0 builds several times faster,
         # and a smoke test runs only a few hundred cycles
         args = ["-Wno-fatal"] + (["-CFLAGS", "-O0"] if tname != "tiny" else [])
-    r.build(sources=sources(), hdl_toplevel=top, parameters=p, build_dir=bdir, includes=[RTL, ROOT / "hw" / "include"],
+    r.build(sources=sources(), hdl_toplevel=top, parameters=p, build_dir=bdir, includes=hw.include_dirs(),
             timescale=("1ns", "1ps"), build_args=args)
     xml = bdir / "results.xml"
     try:
@@ -98,9 +105,9 @@ def test_u280_smoke(sim, bench):
 def _modules():
     import re
     out = []
-    for f in sorted(RTL.glob("*.v")):
+    for f in hw.rtl_sources():
         m = re.search(r"^module\s+(\w+)", f.read_text(), re.M)
-        out.append(m.group(1))
+        out.append((m.group(1), f))
     return out
 
 
@@ -119,7 +126,7 @@ def test_lint(tname):
     if exe is None:
         pytest.skip("verilator is not installed")
     failures = []
-    for mod in _modules():
+    for mod, path in _modules():
         if mod == "dfx_core_flat":
             continue  # linted with the target's parameters through its generated top: test_lint_core_top
         gp = []
@@ -127,8 +134,7 @@ def test_lint(tname):
             if top == mod:
                 gp = [f"-G{k}={v}" for k, v in params(bench, tname).items()]
         waive = CORE_WAIVED if mod in CORE_MODULES else []
-        cmd = [exe, "--lint-only", "-Wall", *waive, f"-I{RTL}", f"-I{ROOT / 'hw' / 'include'}", "-y", str(RTL),
-               "--top-module", mod, *gp, str(RTL / f"{mod}.v")]
+        cmd = lint_cmd(exe, mod, gp, waive) + [str(path)]
         r = subprocess.run(cmd, capture_output=True, text=True)
         if r.returncode != 0 or "%Warning" in r.stderr:
             failures.append(f"{mod}:\n{r.stderr[-2000:]}")
@@ -141,7 +147,6 @@ def test_lint_core_top(tname):
     exe = shutil.which("verilator")
     if exe is None:
         pytest.skip("verilator is not installed")
-    top = ROOT / "hw" / "gen" / tname / "dfx_core.v"
-    r = subprocess.run([exe, "--lint-only", "-Wall", *CORE_WAIVED, f"-I{RTL}", f"-I{ROOT / 'hw' / 'include'}",
-                        "-y", str(RTL), "--top-module", "dfx_core", str(top)], capture_output=True, text=True)
+    r = subprocess.run(lint_cmd(exe, "dfx_core", waive=CORE_WAIVED) + [str(hw.top_file(tname))],
+                       capture_output=True, text=True)
     assert r.returncode == 0 and "%Warning" not in r.stderr, r.stderr[-3000:]

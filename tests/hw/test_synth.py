@@ -26,7 +26,7 @@ _spec.loader.exec_module(synth)
 needs_yosys = pytest.mark.skipif(shutil.which("yosys") is None,
                                  reason="yosys is not installed (apt-get install -y yosys, or scripts/setup.sh --hw)")
 OUT = ROOT / "build" / "hw" / "synth" / "tiny"
-# The ROM tables (GELU, exp, recip, rsqrt: generated, checked by test_gen_tables and the cocotb
+# The ROM tables (GELU, exp, recip, rsqrt: generated, checked by tests/test_generated.py and the cocotb
 # tests) are black boxes here: Yosys turns each into thousands of LUT multiplexers, which is most of
 # the run time and says nothing about the rest of the core. scripts/synth.py synthesizes them.
 ROMS = ("dfx_rom_gelu", "dfx_rom_exp", "dfx_rom_recip", "dfx_rom_rsqrt")

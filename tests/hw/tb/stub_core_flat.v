@@ -1,5 +1,5 @@
 // STUB of dfx_core_flat, for the harness tests only (tests/hw/test_harness.py): the real core is
-// hw/rtl/dfx_core_flat.v. Same parameters and ports, just enough behaviour to prove that the
+// hw/rtl/core/dfx_core_flat.v. Same parameters and ports, just enough behaviour to prove that the
 // testbench (hw/sim/dfx_tb.v) moves bytes both ways through the HBM interleave, drives the
 // AXI4-Lite registers, sees done and passes ring words.
 //
