@@ -105,20 +105,20 @@ def kernel_header() -> str:
         "`ifndef DFX_KERNEL_VH",
         "`define DFX_KERNEL_VH",
         "// ap_ctrl_hs control registers (AXI4-Lite s_axi_control)",
-        f"`define DFX_REG_CTRL     8'h{kernel.REG_CTRL:02x}",
-        f"`define DFX_REG_GIE      8'h{kernel.REG_GIE:02x}",
-        f"`define DFX_REG_IER      8'h{kernel.REG_IER:02x}",
-        f"`define DFX_REG_ISR      8'h{kernel.REG_ISR:02x}",
+        f"`define DFX_REG_CTRL     'h{kernel.REG_CTRL:02x}",
+        f"`define DFX_REG_GIE      'h{kernel.REG_GIE:02x}",
+        f"`define DFX_REG_IER      'h{kernel.REG_IER:02x}",
+        f"`define DFX_REG_ISR      'h{kernel.REG_ISR:02x}",
         "// scalar arguments (64-bit ones: low word at the offset, high word at offset + 4)",
     ]
     ref = load_target(target_names()[0])
     ptr_base = None
     for a in kernel.kernel_args(ref):
         if a.kind == "scalar":
-            lines.append(f"`define DFX_ARG_{a.name.upper():<8} 8'h{a.offset:02x}  // {a.doc}")
+            lines.append(f"`define DFX_ARG_{a.name.upper():<8} 'h{a.offset:02x}  // {a.doc}")
         elif ptr_base is None:
             ptr_base = a.offset
-    lines.append(f"`define DFX_ARG_PTR_BASE 8'h{ptr_base:02x}  // HBM channel c's base at PTR_BASE + 8c, DDR after them")
+    lines.append(f"`define DFX_ARG_PTR_BASE 'h{ptr_base:02x}  // HBM channel c's base at PTR_BASE + 8c, DDR after them")
     lines += ["// status record, written to HBM at the status argument on END and on an error",
               f"`define DFX_STATUS_MAGIC 32'h{kernel.STATUS_MAGIC:08x}",
               f"`define DFX_STATUS_BYTES {kernel.STATUS_BYTES}"]
@@ -192,7 +192,9 @@ def core_top(t: Target) -> str:
     C, D = t.hbm.channels, p["DDR_BITS"]
     widths = {"data": t.hbm.port_bits, "strb": t.hbm.port_bits // 8}
     dwidths = {"data": D, "strb": D // 8}
-    ports = ["    input  wire ap_clk", "    input  wire ap_rst_n", "    output wire interrupt"]
+    # Vitis names the kernel's interrupt port `interrupt`, a C++ word to Verilator's lint
+    ports = ["    input  wire ap_clk", "    input  wire ap_rst_n",
+             "    /* verilator lint_off SYMRSVDWORD */\n    output wire interrupt\n    /* verilator lint_on SYMRSVDWORD */"]
     aw = p["CTRL_AW"]
     for name, d, w in (("awvalid", "input", 1), ("awready", "output", 1), ("awaddr", "input", aw),
                        ("wvalid", "input", 1), ("wready", "output", 1), ("wdata", "input", 32), ("wstrb", "input", 4),
@@ -218,14 +220,19 @@ def core_top(t: Target) -> str:
                "arvalid", "arready", "araddr", "rvalid", "rready", "rdata", "rresp")]
     for name, _d, _w in AXI_M:
         conns.append(f".hbm_{name}({{{', '.join(f'm_axi_hbm{c:02d}_{name}' for c in reversed(range(C)))}}})")
+    ddr_nc = []  # no DDR: the core's DDR outputs go to wires that lint knows are unused
     for name, d, w in AXI_M:
+        w = dwidths[w] if isinstance(w, str) else w
         if t.ddr.present:
             conns.append(f".ddr_{name}(m_axi_ddr_{name})")
         elif d == "input":
-            w = dwidths[w] if isinstance(w, str) else w
             conns.append(f".ddr_{name}({w}'d0)")
         else:
-            conns.append(f".ddr_{name}()")
+            ddr_nc.append(f"    wire [{w - 1}:0] ddr_nc_{name};")
+            conns.append(f".ddr_{name}(ddr_nc_{name})")
+    if ddr_nc:
+        ddr_nc.append("    wire _unused_ddr = &{1'b0, " + ", ".join(
+            f"ddr_nc_{n}" for n, d, _ in AXI_M if d == "output") + "};")
     for pre in ("s_axis_ring", "m_axis_ring"):
         conns += [f".{pre}_{n}({pre}_{n})" for n in ("tvalid", "tready", "tdata", "tlast")]
     lines = [
@@ -236,6 +243,7 @@ def core_top(t: Target) -> str:
         "module dfx_core (",
         ",\n".join(ports),
         ");",
+        *ddr_nc,
         "    dfx_core_flat #(" + ", ".join(f".{k}({v})" for k, v in p.items()) + ") u_core (",
         "        " + ",\n        ".join(conns),
         "    );",

@@ -12,6 +12,11 @@ per card count: simulated cycles per wall second (device cycles of all calls / t
 time), the wall time of one generated token, the device cycles per phase (ap_start to the last
 card's done, summed over the phase's calls), and card 0's busy cycles per unit in the last
 generation call (from its status record).
+
+Then the MPU's throughput with full-rate memory: the conv1d program of
+tests/hw/test_core_asm.py (mpu_program; 4 x 128 x 256, 4,096 weight tiles, tiny target, HBM
+latency 8 cycles, no stalls) on Verilator: tiles per MPU-busy cycle, which that test requires to
+be at least 0.95. --no-mpu leaves it out.
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ def main(argv=None) -> int:
     ap.add_argument("--prompt", type=int, default=8, help="prompt tokens (default 8)")
     ap.add_argument("--tokens", type=int, default=8, help="tokens generated (default 8)")
     ap.add_argument("--json", action="store_true", help="print one JSON object per card count")
+    ap.add_argument("--no-mpu", action="store_true", help="skip the MPU throughput figure")
     a = ap.parse_args(argv)
 
     import torch
@@ -95,7 +101,29 @@ def main(argv=None) -> int:
               f"generation {gen.counters['device_cycles']} ({gen.calls} calls, "
               f"{gen.counters['device_cycles'] / max(gen.calls, 1):.0f} per token)")
         print(f"      card 0, last call: {lc['cycles']} cycles, busy {busy}")
+    if not a.no_mpu:
+        mpu_figure(a.json)
     return 0
+
+
+def mpu_figure(as_json: bool) -> None:
+    """The MPU throughput figure, from the same program and runner as its test."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "hw"))
+    import test_core_asm as asm
+    from dfx.arch.layout import ktiles, ntiles
+
+    M, K, N = asm.MPU_SHAPE
+    asm.rtl.build_tb(asm.T, asm.RTL_CORES, asm.RTL, ring_timeout=asm.RING_TIMEOUT)
+    counters, _ = asm.mpu_run(M, K, N)
+    tiles = M * ktiles(K, asm.W) * ntiles(N, asm.L)
+    row = {"mpu_conv1d": [M, K, N], "tiles": tiles, "busy_mpu": counters["busy_mpu"],
+           "stall_mpu": counters["stall_mpu"], "tiles_per_busy_cycle": round(tiles / counters["busy_mpu"], 4)}
+    if as_json:
+        print(json.dumps(row))
+    else:
+        print(f"MPU, conv1d {M} x {K} x {N} with full-rate memory (tiny, Verilator): {tiles} tiles in "
+              f"{row['busy_mpu']} MPU-busy cycles = {row['tiles_per_busy_cycle']:.3f} tiles per cycle "
+              f"({row['stall_mpu']} cycles waiting for a tile)")
 
 
 if __name__ == "__main__":

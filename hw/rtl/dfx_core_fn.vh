@@ -10,7 +10,7 @@ function automatic [1:0] vb_check(input [47:0] addr, input [31:0] rows, input [3
         if (rows != 32'd0 && cols != 32'd0) begin
             last = {16'd0, addr} + ({32'd0, rows} - 64'd1) * {32'd0, stride} + {32'd0, cols};
             if (rows > 32'd1 && stride < cols) vb_check = 2'b01;
-            else if (addr[47] || last > VBUF_WORDS) vb_check = 2'b10;
+            else if (addr[47] || last > {32'd0, VBUF_WORDS[31:0]}) vb_check = 2'b10;
         end
     end
 endfunction

@@ -395,6 +395,54 @@ def test_send_recv_allgather_on_two_cores():
         assert (out[32: 32 + R * 24].reshape(R, 24)[:, :2 * C] == np.hstack(slices)).all()
 
 
+# ================================================================== throughput
+MPU_SHAPE = (4, 128, 256)  # M x K x N: 4 rows of x, 16 k-tiles, 64 n-tiles; the weights fill WBASE..OUT
+
+
+def mpu_program(M: int, K: int, N: int) -> tuple[list, dict]:
+    """A conv1d of random M x K by K x N between a load and a store: (program, HBM data)."""
+    rng = np.random.default_rng(30)
+    x, tiles = mm_data(rng, M, K, N)
+    assert WBASE + tiles.nbytes <= OUT
+    prog = assemble(f"""
+        load rows={M} cols={K} v=0 vs={K} m={DATA} ms={K * WORD}
+        conv1d m={M} k={K} n={N} x=0 xs={K} w={WBASE} wn={ktiles(K, W)} out=4096 os={N}
+        store rows={M} cols={N} v=4096 vs={N} m={OUT} ms={N * WORD}
+    """)
+    return prog, {DATA: x, WBASE: tiles}
+
+
+def mpu_run(M: int, K: int, N: int) -> tuple[dict, bytes]:
+    """mpu_program on core 0 of the rtl backend with full-rate memory (no stalls; the target's HBM
+    latency): (core 0's status counters, the product read back from HBM)."""
+    prog, data = mpu_program(M, K, N)
+    devs = open_devices("rtl", RTL_CORES, T, sim=RTL, ring_timeout=RING_TIMEOUT, hbm_stall=0)
+    try:
+        d = devs[0]
+        for c, chan in enumerate(channel_images(image(prog, data), T.hbm.channels, T.port_bytes)):
+            d.load_hbm_channel(c, chan)
+        d.set_args(entry=CODE, core=0, ncores=1, status=STATUS, ntok=1, pos=0)
+        d.start()
+        d.wait(TIMEOUT_S)
+        return d.counters(), d.read_mem("hbm", OUT, M * N * WORD)
+    finally:
+        devs[0].close()
+
+
+def test_mpu_takes_one_weight_tile_per_cycle_at_full_rate_memory():
+    """A conv1d of 4 x 128 x 256 (4,096 weight tiles of L x W) on the tiny core: the MPU is busy
+    (running the instruction: setup, checks, the tiles, the pipeline drain) for at most 1/0.95 cycles
+    per tile, and its result is the simulator's. scripts/bench_rtl.py prints the figure."""
+    M, K, N = MPU_SHAPE
+    counters, got = mpu_run(M, K, N)
+    prog, data = mpu_program(M, K, N)
+    want = execute("sim", [prog], data=data, read=(OUT, M * N * WORD))[0]
+    assert got == want, _first_diff(got, want)
+    n_tiles = M * ktiles(K, W) * ntiles(N, L)
+    busy = counters["busy_mpu"]
+    assert n_tiles / busy >= 0.95, f"{n_tiles} tiles in {busy} MPU-busy cycles: {n_tiles / busy:.3f} per cycle"
+
+
 # ================================================================== every error the core reports
 UNUSED_OPCODE = min(set(range(1 << isa.OPCODE_BITS)) - set(isa.BY_CODE))
 LOAD8 = make("load", rows=1, cols=8, v=0, vs=8, m=DATA, ms=16)

@@ -30,10 +30,11 @@ def sources():
     return hw.rtl_sources() + sorted(TB.glob("dfx_fp*.v")) + [TB / "dfx_vpipe.v"]
 
 
-def lint_cmd(exe: str, top: str, gp=(), waive=()) -> list[str]:
-    """verilator --lint-only -Wall on module `top` of the core's sources (every folder searched)."""
+def lint_cmd(exe: str, top: str, gp=()) -> list[str]:
+    """verilator --lint-only -Wall on module `top` of the core's sources (every folder searched), no
+    category waived."""
     dirs = sorted({f.parent for f in hw.rtl_sources()})
-    return [exe, "--lint-only", "-Wall", *waive, *(f"-I{d}" for d in hw.include_dirs()),
+    return [exe, "--lint-only", "-Wall", *(f"-I{d}" for d in hw.include_dirs()),
             *(a for d in dirs for a in ("-y", str(d))), "--top-module", top, *gp]
 
 
@@ -111,14 +112,6 @@ def _modules():
     return out
 
 
-# The whole-core blocks (controller, DMA, MPU/VPU paths, router, buffer, HBM engines) are linted
-# with -Wall except these style categories, which still report width and unused-bit warnings on
-# them: cleaning those is open work (docs/hw.md). Every other warning fails the test.
-CORE_MODULES = {"dfx_core_flat", "dfx_dma", "dfx_mpu_path", "dfx_vpu_path", "dfx_net", "dfx_vbuf", "dfx_fifo",
-                "dfx_hbm_rd", "dfx_hbm_wr"}
-CORE_WAIVED = ["-Wno-WIDTH", "-Wno-UNUSED", "-Wno-PINCONNECTEMPTY", "-Wno-CMPCONST", "-Wno-SYMRSVDWORD"]
-
-
 @pytest.mark.parametrize("tname", ["tiny", "u280-dfx", "u280"])
 def test_lint(tname):
     """verilator --lint-only -Wall: no warning on any module, target parameters on the units."""
@@ -133,8 +126,7 @@ def test_lint(tname):
         for bench, top in TOPS.items():
             if top == mod:
                 gp = [f"-G{k}={v}" for k, v in params(bench, tname).items()]
-        waive = CORE_WAIVED if mod in CORE_MODULES else []
-        cmd = lint_cmd(exe, mod, gp, waive) + [str(path)]
+        cmd = lint_cmd(exe, mod, gp) + [str(path)]
         r = subprocess.run(cmd, capture_output=True, text=True)
         if r.returncode != 0 or "%Warning" in r.stderr:
             failures.append(f"{mod}:\n{r.stderr[-2000:]}")
@@ -147,6 +139,6 @@ def test_lint_core_top(tname):
     exe = shutil.which("verilator")
     if exe is None:
         pytest.skip("verilator is not installed")
-    r = subprocess.run(lint_cmd(exe, "dfx_core", waive=CORE_WAIVED) + [str(hw.top_file(tname))],
+    r = subprocess.run(lint_cmd(exe, "dfx_core") + [str(hw.top_file(tname))],
                        capture_output=True, text=True)
     assert r.returncode == 0 and "%Warning" not in r.stderr, r.stderr[-3000:]

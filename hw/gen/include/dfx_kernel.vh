@@ -2,18 +2,18 @@
 `ifndef DFX_KERNEL_VH
 `define DFX_KERNEL_VH
 // ap_ctrl_hs control registers (AXI4-Lite s_axi_control)
-`define DFX_REG_CTRL     8'h00
-`define DFX_REG_GIE      8'h04
-`define DFX_REG_IER      8'h08
-`define DFX_REG_ISR      8'h0c
+`define DFX_REG_CTRL     'h00
+`define DFX_REG_GIE      'h04
+`define DFX_REG_IER      'h08
+`define DFX_REG_ISR      'h0c
 // scalar arguments (64-bit ones: low word at the offset, high word at offset + 4)
-`define DFX_ARG_ENTRY    8'h10  // flat HBM byte address of the program to run
-`define DFX_ARG_NTOK     8'h18  // r1: tokens in this call
-`define DFX_ARG_POS      8'h1c  // r2: tokens already in the KV cache
-`define DFX_ARG_CORE     8'h20  // r3: this core's id on the ring
-`define DFX_ARG_NCORES   8'h24  // r4: cores on the ring
-`define DFX_ARG_STATUS   8'h28  // flat HBM byte address of the status record the core writes
-`define DFX_ARG_PTR_BASE 8'h30  // HBM channel c's base at PTR_BASE + 8c, DDR after them
+`define DFX_ARG_ENTRY    'h10  // flat HBM byte address of the program to run
+`define DFX_ARG_NTOK     'h18  // r1: tokens in this call
+`define DFX_ARG_POS      'h1c  // r2: tokens already in the KV cache
+`define DFX_ARG_CORE     'h20  // r3: this core's id on the ring
+`define DFX_ARG_NCORES   'h24  // r4: cores on the ring
+`define DFX_ARG_STATUS   'h28  // flat HBM byte address of the status record the core writes
+`define DFX_ARG_PTR_BASE 'h30  // HBM channel c's base at PTR_BASE + 8c, DDR after them
 // status record, written to HBM at the status argument on END and on an error
 `define DFX_STATUS_MAGIC 32'h53584644
 `define DFX_STATUS_BYTES 256

@@ -22,12 +22,10 @@ module dfx_dma #(
     parameter integer WIDTH = 8,
     parameter integer NB = 8,
     parameter integer PBITS = 128,
-    parameter integer CH = 4,
     parameter integer BA = 40,
     parameter integer AW = 24,
     parameter integer VBUF_WORDS = 1048576,
-    parameter [63:0] HBM_CAP = 64'd1 << 30,
-    parameter integer HAS_DDR = 0
+    parameter [63:0] HBM_CAP = 64'd1 << 30
 ) (
     input  wire                clk,
     input  wire                rst,
@@ -130,7 +128,7 @@ module dfx_dma #(
     reg [63:0] ma;         // row memory byte address
     reg [31:0] nw;         // row words
     reg [47:0] va;         // row buffer word address
-    reg [BA-1:0] beat0, beatN, bj;
+    reg [BA-1:0] beatN, bj;
     wire [31:0] p = preg0 + i;
     wire [31:0] kmax_k = cols - 32'd1;
     wire [31:0] kmax_v = preg0 + rows - 32'd1;
@@ -178,7 +176,7 @@ module dfx_dma #(
     end
 
     // ------------------------------------------------------------ beat datapath
-    wire [47:0] ofs = va - {1'b0, ma[63:1]};                  // buffer address of memory word 0
+    wire [47:0] ofs = va - ma[48:1];                          // buffer address of memory word 0
     wire [63:0] mw0 = {1'b0, ma[63:1]};                       // first word of the row
     wire [63:0] mw1 = mw0 + {32'd0, nw};                      // one past the last
     function automatic [NB-1:0] lane_mask(input [BA-1:0] beat);
@@ -187,18 +185,21 @@ module dfx_dma #(
         begin
             lane_mask = {NB{1'b0}};
             for (l = 0; l < PW; l = l + 1) begin
-                w = ({{(64-BA){1'b0}}, beat} << LPW) + l;
+                w = ({{(64-BA){1'b0}}, beat} << LPW) + {32'd0, l};
                 lane_mask[l] = (w >= mw0) && (w < mw1);
             end
         end
     endfunction
-    function automatic [AW-1:0] beat_va(input [BA-1:0] beat);
-        reg [47:0] a;
-        begin
-            a = ofs + ({{(48-BA){1'b0}}, beat} << LPW);
-            beat_va = a[AW-1:0];
-        end
+    function automatic [AW-1:0] beat_va(input [AW-1:0] beat);   // low AW bits of the beat
+        beat_va = ofs[AW-1:0] + (beat << LPW);          // modulo 2^AW, as the buffer wraps
     endfunction
+
+    // the ids of embed: the 4-byte id of row i, its beat and its byte in the beat
+    wire [63:0] id_addr = {24'd0, e_ids} + {30'd0, i, 2'b00};
+    wire [LPB-1:0] id_off = id_addr[LPB-1:0];
+    // the row's last byte and its beat count (a row of nw words from byte ma)
+    wire [BA+LPB-1:0] m_end = ma[BA+LPB-1:0] + {{(BA+LPB-33){1'b0}}, nw, 1'b0} - {{(BA+LPB-1){1'b0}}, 1'b1};
+    wire [BA-1:0] m_nb = m_end[BA+LPB-1:LPB] - ma[BA+LPB-1:LPB] + {{(BA-1){1'b0}}, 1'b1};
 
     wire wslot = !bw_en || vw_gnt;                           // the write register is free next cycle
     assign rd_ready = ((st == S_LOAD) && wslot) || (st == S_IDWAIT);
@@ -220,9 +221,13 @@ module dfx_dma #(
     wire [PBITS-1:0] sf_d;
     wire [$clog2(SQ):0] sf_n;
     wire s_fire = sf_v && wq_ready && (st == S_STORE);
-    assign vr_req = (st == S_STORE) && (rj <= beatN) && ({1'b0, sf_n} + {{($clog2(SQ)){1'b0}}, s_pend} < SQ);
-    assign vr_addr = beat_va(rj);
-    dfx_fifo #(.W(PBITS), .DEPTH(SQ)) u_sq (.clk(clk), .rst(rst), .in_valid(s_pend), .in_ready(),
+    localparam integer LSQ = $clog2(SQ);
+    localparam [LSQ+1:0] SQ_C = SQ[LSQ+1:0];
+    wire [LSQ+1:0] s_occ = {1'b0, sf_n} + {{(LSQ+1){1'b0}}, s_pend};
+    wire sq_in_ready;                                      // s_occ < SQ: the FIFO always has room
+    assign vr_req = (st == S_STORE) && (rj <= beatN) && (s_occ < SQ_C);
+    assign vr_addr = beat_va(rj[AW-1:0]);
+    dfx_fifo #(.W(PBITS), .DEPTH(SQ)) u_sq (.clk(clk), .rst(rst), .in_valid(s_pend), .in_ready(sq_in_ready),
         .in_data(vr_data[PBITS-1:0]), .out_valid(sf_v), .out_ready(s_fire), .out_data(sf_d), .count(sf_n));
     wire [NB-1:0] s_mask = lane_mask(bj);
     assign stall = busy && (((st == S_LOAD || st == S_IDWAIT) && !rd_valid) || (st == S_STORE && !s_fire) ||
@@ -290,13 +295,13 @@ module dfx_dma #(
                 end
                 S_IDREQ: if (!rq_valid) begin
                     rq_valid <= 1'b1;
-                    rq_beat <= ({24'd0, e_ids} + {30'd0, i, 2'b00}) >> LPB;
+                    rq_beat <= id_addr[BA+LPB-1:LPB];
                     rq_n <= 16'd1;
                     st <= S_IDWAIT;
                 end
                 S_IDWAIT: if (rd_valid) begin : idw
                     reg [31:0] id;
-                    id = rd_data[8 * ((e_ids[LPB-1:0] + {i[LPB-3:0], 2'b00}) & (PB - 1)) +: 32];
+                    id = rd_data[{id_off, 3'b000} +: 32];
                     if (id[31] || id >= {8'd0, e_limit}) begin
                         err_code <= `DFX_ERR_EMBED_ID;
                         err_d1 <= id;
@@ -314,8 +319,7 @@ module dfx_dma #(
                         err_d2 <= ma[63:32];
                         st <= S_ERR;
                     end else begin
-                        beat0 <= ma[BA+LPB-1:LPB];
-                        beatN <= (ma[BA+LPB-1:0] + {{(BA+LPB-33){1'b0}}, nw, 1'b0} - 1'b1) >> LPB;
+                        beatN <= m_end[BA+LPB-1:LPB];
                         bj <= ma[BA+LPB-1:LPB];
                         rj <= ma[BA+LPB-1:LPB];
                         if (is_store || is_kv) begin
@@ -323,14 +327,14 @@ module dfx_dma #(
                         end else begin
                             rq_valid <= 1'b1;
                             rq_beat <= ma[BA+LPB-1:LPB];
-                            rq_n <= ((ma[BA+LPB-1:0] + {{(BA+LPB-33){1'b0}}, nw, 1'b0} - 1'b1) >> LPB) - ma[BA+LPB-1:LPB] + 1'b1;
+                            rq_n <= m_nb[15:0];
                             st <= S_LOAD;
                         end
                     end
                 end
                 S_LOAD: if (rd_valid && wslot) begin
                     bw_en <= 1'b1;
-                    bw_addr <= beat_va(bj);
+                    bw_addr <= beat_va(bj[AW-1:0]);
                     bw_data <= rd_ext;
                     bw_mask <= lane_mask(bj);
                     bj <= bj + 1'b1;
@@ -370,6 +374,9 @@ module dfx_dma #(
             endcase
         end
     end
+    // bits no logic reads: instruction bits of other formats, buffer words past one beat, the
+    // upper bytes of addresses (checked against the memory sizes before use)
+    wire _unused_ok = &{1'b0, I, vr_data, s_mask, sq_in_ready, m_nb[BA-1:16], m_end[LPB-1:0], id_addr[63:BA+LPB], ofs[47:AW], 1'b0};
 endmodule
 
 `default_nettype wire

@@ -54,6 +54,9 @@ module dfx_hbm_rd #(
     localparam integer LPG = (PGB > 1) ? $clog2(PGB) : 1;
     localparam integer FC = $clog2(RFD) + 1;
     localparam integer MW = LC + 16 + 1 + TW;                   // merge queue entry
+    localparam [16:0] CH_M1 = CH[16:0] - 17'd1;
+    localparam [16:0] MAXB_C = MAXB[16:0];
+    localparam [16:0] RFD_C = RFD[16:0];
 
     // ------------------------------------------------------------ request split
     wire [CH-1:0] cq_ready;
@@ -64,11 +67,12 @@ module dfx_hbm_rd #(
     wire [BA-1:0] q0 = req_beat >> LC;
 
     wire mq_valid;
+    wire [$clog2(QD):0] mq_n_unused;
     wire [MW-1:0] mq_data;
     wire mq_pop;
     dfx_fifo #(.W(MW), .DEPTH(QD)) u_mq (.clk(clk), .rst(rst), .in_valid(acc), .in_ready(mq_ready),
         .in_data({r0, req_n, req_tile, req_tag}), .out_valid(mq_valid), .out_ready(mq_pop),
-        .out_data(mq_data), .count());
+        .out_data(mq_data), .count(mq_n_unused));
 
     wire [CH-1:0] fifo_valid;
     wire [CH-1:0] fifo_pop;
@@ -83,23 +87,25 @@ module dfx_hbm_rd #(
             // channel c's part of the range: flat beats b0 + off, b0 + off + CH, ...
             wire [LC-1:0] off = CI - r0;
             wire [16:0] nn = {1'b0, req_n};
-            wire [16:0] cnt = (nn > {{(17-LC){1'b0}}, off}) ? ((nn - {{(17-LC){1'b0}}, off}) + CH - 1) >> LC : 17'd0;
-            wire [BA-1:0] cb = q0 + {{(BA-1){1'b0}}, (CI < r0)};
+            wire [16:0] cnt = (nn > {{(17-LC){1'b0}}, off}) ? ((nn - {{(17-LC){1'b0}}, off}) + CH_M1) >> LC : 17'd0;
+            wire [LC:0] cr = {1'b0, CI} - {1'b0, r0};        // borrow: CI < r0
+            wire [BA-1:0] cb = q0 + {{(BA-1){1'b0}}, cr[LC]};
             wire cq_v;
+            wire [$clog2(QD):0] cq_n_unused;
             wire [BA+16:0] cq_d;
             wire cq_pop;
             dfx_fifo #(.W(BA + 17), .DEPTH(QD)) u_cq (.clk(clk), .rst(rst),
                 .in_valid(acc && cnt != 17'd0), .in_ready(cq_ready[c]), .in_data({cb, cnt}),
-                .out_valid(cq_v), .out_ready(cq_pop), .out_data(cq_d), .count());
+                .out_valid(cq_v), .out_ready(cq_pop), .out_data(cq_d), .count(cq_n_unused));
             // burst issue
             reg  [BA-1:0] cur;
             reg  [16:0] left;
             reg  busy;
             reg  [FC-1:0] reserved;                     // beats asked for and not yet popped
             wire [LPG:0] to_page = PGB[LPG:0] - {1'b0, cur[LPG-1:0]};
-            wire [16:0] l1 = (left < MAXB) ? left : MAXB[16:0];
+            wire [16:0] l1 = (left < MAXB_C) ? left : MAXB_C;
             wire [16:0] len = (PGB == 1) ? 17'd1 : ((l1 > {{(16-LPG){1'b0}}, to_page}) ? {{(16-LPG){1'b0}}, to_page} : l1);
-            wire room = ({{(17-FC){1'b0}}, reserved} + len) <= RFD;
+            wire room = ({{(17-FC){1'b0}}, reserved} + len) <= RFD_C;
             reg  arv;
             reg  [63:0] araddr;
             reg  [7:0] arlen;
@@ -134,10 +140,11 @@ module dfx_hbm_rd #(
             end
             // read data FIFO (never full: bursts are issued against free room)
             wire [PBITS:0] fd;
+            wire [$clog2(RFD):0] rf_n_unused;
             dfx_fifo #(.W(PBITS + 1), .DEPTH(RFD)) u_rf (.clk(clk), .rst(rst),
                 .in_valid(m_rvalid[c]), .in_ready(m_rready[c]),
                 .in_data({m_rresp[2*c+1], m_rdata[PBITS*c +: PBITS]}),
-                .out_valid(fifo_valid[c]), .out_ready(fifo_pop[c]), .out_data(fd), .count());
+                .out_valid(fifo_valid[c]), .out_ready(fifo_pop[c]), .out_data(fd), .count(rf_n_unused));
             assign fifo_data[PBITS*c +: PBITS] = fd[PBITS-1:0];
             assign fifo_err[c] = fd[PBITS] && fifo_pop[c];
             assign ch_idle[c] = !busy && !cq_v && !arv && (reserved == {FC{1'b0}});
@@ -186,6 +193,8 @@ module dfx_hbm_rd #(
         end
     end
     assign idle = (&ch_idle) && !mq_valid;
+    // RRESP: bit 1 is set for SLVERR and DECERR, the errors; bit 0 (EXOKAY) is not one
+    wire _unused_ok = &{1'b0, m_rresp, 1'b0};
 endmodule
 
 `default_nettype wire

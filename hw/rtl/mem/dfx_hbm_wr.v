@@ -40,6 +40,7 @@ module dfx_hbm_wr #(
     localparam integer PB = PBITS / 8;
     localparam integer LPB = $clog2(PB);
     localparam integer OW = $clog2(OUT) + 1;
+    localparam [OW-1:0] OUT_C = OUT[OW-1:0];
     wire [LC-1:0] wch = w_beat[LC-1:0];
     wire [CH-1:0] q_ready;
     wire [CH-1:0] ch_idle;
@@ -52,14 +53,15 @@ module dfx_hbm_wr #(
             wire qv;
             wire [BA-LC+PBITS+PB-1:0] qd;
             wire qpop;
+            wire [$clog2(QD):0] q_n_unused;
             dfx_fifo #(.W(BA - LC + PBITS + PB), .DEPTH(QD)) u_q (.clk(clk), .rst(rst),
                 .in_valid(w_valid && wch == CI), .in_ready(q_ready[c]),
                 .in_data({w_beat[BA-1:LC], w_data, w_strb}),
-                .out_valid(qv), .out_ready(qpop), .out_data(qd), .count());
+                .out_valid(qv), .out_ready(qpop), .out_data(qd), .count(q_n_unused));
             reg aw_done;
             reg w_done;
             reg [OW-1:0] pend;
-            wire room = pend < OUT;
+            wire room = pend < OUT_C;
             wire aw_fire = m_awvalid[c] && m_awready[c];
             wire w_fire = m_wvalid[c] && m_wready[c];
             assign m_awvalid[c] = qv && room && !aw_done;
@@ -89,6 +91,8 @@ module dfx_hbm_wr #(
         if (rst || err_clr) err <= 1'b0;
         else if (|berr) err <= 1'b1;
     assign idle = &ch_idle;
+    // BRESP: bit 1 is set for SLVERR and DECERR, the errors; bit 0 (EXOKAY) is not one
+    wire _unused_ok = &{1'b0, m_bresp, 1'b0};
 endmodule
 
 `default_nettype wire

@@ -42,9 +42,14 @@ module dfx_vbuf #(
             localparam [LG-1:0] BI = b;
             reg [15:0] mem [0:DEPTH-1];
             wire [LG-1:0] wl = BI - w_addr[LG-1:0];
-            wire [RW-1:0] wrow = w_addr[LG +: RW] + {{(RW-1){1'b0}}, (BI < w_addr[LG-1:0])};
-            wire [RW-1:0] arow = ra_addr[LG +: RW] + {{(RW-1){1'b0}}, (BI < ra_addr[LG-1:0])};
-            wire [RW-1:0] brow = rb_addr[LG +: RW] + {{(RW-1){1'b0}}, (BI < rb_addr[LG-1:0])};
+            // bank BI holds word addr + ((BI - addr) mod NB): one row further on when BI < addr mod NB
+            // (the borrow of BI - addr mod NB)
+            wire [LG:0] wb = {1'b0, BI} - {1'b0, w_addr[LG-1:0]};
+            wire [LG:0] ab = {1'b0, BI} - {1'b0, ra_addr[LG-1:0]};
+            wire [LG:0] bb = {1'b0, BI} - {1'b0, rb_addr[LG-1:0]};
+            wire [RW-1:0] wrow = w_addr[LG +: RW] + {{(RW-1){1'b0}}, wb[LG]};
+            wire [RW-1:0] arow = ra_addr[LG +: RW] + {{(RW-1){1'b0}}, ab[LG]};
+            wire [RW-1:0] brow = rb_addr[LG +: RW] + {{(RW-1){1'b0}}, bb[LG]};
             reg [15:0] qa_r;
             reg [15:0] qb_r;
             integer z;
@@ -69,6 +74,8 @@ module dfx_vbuf #(
             assign rb_data[16*b +: 16] = qb[16*sb +: 16];
         end
     endgenerate
+    // address bits past NB x DEPTH words: the buffer wraps there (the units check addresses first)
+    wire _unused_ok = &{1'b0, ra_addr, rb_addr, w_addr, 1'b0};
 endmodule
 
 `default_nettype wire

@@ -41,7 +41,6 @@ module dfx_mpu_path #(
     output reg                 err,
     output reg  [7:0]          err_code,
     output wire                stall,
-    output wire                active,     // a beat entered the MPU this cycle
     output wire                use_a,      // buffer ports this unit holds this cycle (it has priority)
     output wire                use_b,
     output wire [AW-1:0]       ra_addr,
@@ -172,7 +171,6 @@ module dfx_mpu_path #(
     assign rd_ready = fire;
     assign use_a = (st == S_RUN);
     assign use_b = (st == S_RUN) && f_bias;
-    assign active = fire;
     assign stall = f_v && !rd_valid;
     always @(posedge clk) begin
         if (rst || st != S_RUN) begin
@@ -245,7 +243,8 @@ module dfx_mpu_path #(
     reg [31:0] h_arg;
     assign o_ready = (wst == W_Y);
     wire [47:0] orow = {24'd0, f_out} + {16'd0, ob} * {32'd0, f_obs} + {16'd0, oi} * {32'd0, f_os};
-    wire [47:0] arow = {24'd0, f_aux} + {16'd0, ob} * {32'd0, f_abs} + {16'd0, oi} * (is_lm ? as3 : {16'd0, f_as});
+    wire [31:0] a_st = is_lm ? as3 : {16'd0, f_as};            // aux row stride (lmhead: at least 3)
+    wire [47:0] arow = {24'd0, f_aux} + {16'd0, ob} * {32'd0, f_abs} + {16'd0, oi} * {16'd0, a_st};
     wire [31:0] ntl = NT << LL;                                  // columns the MPU produced
     wire need_pad = is_masked && (NPAD > ntl);
     wire need_aux = is_masked || is_lm;
@@ -364,6 +363,10 @@ module dfx_mpu_path #(
             endcase
         end
     end
+    // bits no logic reads: instruction bits of other formats, bias words past L lanes, the byte
+    // offset and top bits of the weight address (checked: tile-aligned, inside HBM), buffer
+    // addresses past AW bits (checked before the product starts)
+    wire _unused_ok = &{1'b0, I, rb_data, w_full, qtile[63:BA], p_xa[47:AW], p_ba[47:AW], orow[47:AW], arow[47:AW], 1'b0};
 endmodule
 
 `default_nettype wire

@@ -128,18 +128,23 @@ module dfx_net #(
     wire [31:0] tc_n = (tc + RW >= cols) ? 32'd0 : tc + RW;
     wire [31:0] ti_n = (tc + RW >= cols) ? ti + 1 : ti;
     wire [47:0] t_addr = tx_base + {16'd0, qi} * {16'd0, tx_stride} + {16'd0, qc};
-    assign vr_req = tx_busy && q_more && ({1'b0, tf_n} + {{($clog2(TQ)){1'b0}}, t_pend} < TQ);
+    localparam integer LTQ = $clog2(TQ);
+    localparam [LTQ+1:0] TQ_C = TQ[LTQ+1:0];
+    wire [LTQ+1:0] t_occ = {1'b0, tf_n} + {{(LTQ+1){1'b0}}, t_pend};
+    wire tq_in_ready_unused;                               // t_occ < TQ: the FIFO always has room
+    assign vr_req = tx_busy && q_more && (t_occ < TQ_C);
     assign vr_addr = t_addr[AW-1:0];
-    dfx_fifo #(.W(RB), .DEPTH(TQ)) u_tq (.clk(clk), .rst(rst || tx_go), .in_valid(t_pend), .in_ready(),
+    dfx_fifo #(.W(RB), .DEPTH(TQ)) u_tq (.clk(clk), .rst(rst || tx_go), .in_valid(t_pend), .in_ready(tq_in_ready_unused),
         .in_data(vr_data[RB-1:0]), .out_valid(tf_v), .out_ready(t_fire && !tx_hdr), .out_data(tf_d), .count(tf_n));
     wire [47:0] t_daddr = tx_dbase + {16'd0, ti} * {16'd0, tx_dstride} + {16'd0, tc};
 
     // ------------------------------------------------------------ RX engine
     wire f_v;
     wire [RB+32:0] f_d;
+    wire [$clog2(RXF):0] rx_n_unused;
     wire f_pop;
     dfx_fifo #(.W(RB + 33), .DEPTH(RXF)) u_rx (.clk(clk), .rst(rst), .in_valid(s_tvalid), .in_ready(s_tready),
-        .in_data({s_tlast, s_tdata}), .out_valid(f_v), .out_ready(f_pop), .out_data(f_d), .count());
+        .in_data({s_tlast, s_tdata}), .out_valid(f_v), .out_ready(f_pop), .out_data(f_d), .count(rx_n_unused));
     wire [RB-1:0] r_pay = f_d[RB-1:0];
     wire [7:0] r_src = f_d[RB +: 8];
     wire [15:0] r_seq = f_d[RB+8 +: 16];
@@ -380,6 +385,9 @@ module dfx_net #(
             for (k = 0; k < RW; k = k + 1) lanes_left[k] = (k < n);
         end
     endfunction
+    // bits no logic reads: instruction bits of other formats, TLAST (every word stands alone),
+    // buffer addresses past AW bits (checked before the transfer starts)
+    wire _unused_ok = &{1'b0, I, f_d[RB+32], t_addr[47:AW], t_daddr[47:AW], r_addr[47:AW], 1'b0};
 endmodule
 
 `default_nettype wire

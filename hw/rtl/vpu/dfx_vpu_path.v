@@ -147,9 +147,10 @@ module dfx_vpu_path #(
 
     wire o_valid;
     wire [OPW-1:0] o_op;
+    wire vpu_in_ready;                                     // always high: out_ready is 1
     wire [16*V-1:0] o_y;
     dfx_vpu #(.VWIDTH(V), .MUL_LAT(MUL_LAT), .ADD_LAT(ADD_LAT), .RECIP_LAT(RECIP_LAT), .RSQRT_LAT(RSQRT_LAT)) u_vpu (
-        .clk(clk), .rst(rst), .in_valid(f_v), .in_ready(),
+        .clk(clk), .rst(rst), .in_valid(f_v), .in_ready(vpu_in_ready),
         .in_op(vop), .in_a(ra_data[16*V-1:0]), .in_b(b_lanes), .in_mask(f_mask),
         .in_first(f_first), .in_last(f_last), .in_imm(f_imm), .in_imm_b(binary && f_bcast == `DFX_BCAST_IMM),
         .out_valid(o_valid), .out_ready(1'b1), .out_op(o_op), .out_y(o_y));
@@ -228,6 +229,9 @@ module dfx_vpu_path #(
             endcase
         end
     end
+    // bits no logic reads: instruction bits of other formats, buffer addresses past AW bits
+    // (checked before the op starts), the VPU's in_ready and out_op (the path tracks its own op)
+    wire _unused_ok = &{1'b0, I, p_aa[47:AW], p_ba[47:AW], w_ew[47:AW], w_rd[47:AW], vpu_in_ready, o_op, 1'b0};
 endmodule
 
 `default_nettype wire
