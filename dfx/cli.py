@@ -12,9 +12,8 @@ import sys
 import time
 from pathlib import Path
 
+from dfx.arch.isa import GENERATION, PHASES, SUMMARIZATION
 from dfx.errors import DfxError
-
-DEMO_MODEL = Path(__file__).resolve().parent.parent / "models" / "demo-gpt2"
 
 
 def _int(v):
@@ -42,7 +41,7 @@ def cmd_compile(a) -> int:
           f"{a.fpgas} x {s.target.name} in {time.perf_counter() - t0:.1f} s -> {out}")
     print(f"  weights: {s.model.weights.source.get('kind')}; instructions per card: {counts}; "
           f"HBM per card: {max(p.hbm_end for p in s.plans) / 2**20:.1f} MiB; "
-          f"prompt rows per call: {s.buffers['summarize'][0].rows}")
+          f"prompt rows per call: {s.buffers[SUMMARIZATION][0].rows}")
     return 0
 
 
@@ -98,7 +97,7 @@ def cmd_generate(a) -> int:
         print(json.dumps({"prompt_ids": ids, "new_ids": new, "text": tok.decode(new), "phases": phases}))
         return 0
     sys.stdout.write(stream.flush() + "\n")
-    gen = stats["generation"]
+    gen = stats[GENERATION]
     tps = gen.tokens / gen.wall_s if gen.wall_s else float("nan")
     cyc = f"; modelled cycles: {cycles['total']:,}" if cycles else ""
     print(f"[{a.backend}/{a.mode}, {sess.n} FPGA(s)] {len(ids)} prompt + {len(new)} new tokens; "
@@ -108,14 +107,13 @@ def cmd_generate(a) -> int:
 
 
 def _modelled_cycles(bundle, n_in, n_out):
-    """Cycles of this run from the performance model, when it is available."""
-    try:
-        from dfx.perf.model import bundle_cycles
-    except ImportError:
-        return None
+    """Cycles of this run from the performance model; None when it cannot model the bundle
+    (compiled for an older version of its target)."""
+    from dfx.perf.model import PerfError, bundle_cycles
+
     try:
         return bundle_cycles(bundle, n_in, n_out)
-    except DfxError:
+    except PerfError:
         return None
 
 
@@ -245,17 +243,15 @@ def build_parser() -> argparse.ArgumentParser:
     d = sub.add_parser("disasm", help="print a bundle's or a program file's instructions as assembly")
     d.add_argument("file", help="a bundle folder or a program file")
     d.add_argument("--fpga", type=int, help="only this FPGA of a bundle")
-    d.add_argument("--phase", default="all", choices=["all", "summarize", "generate"])
+    d.add_argument("--phase", default="all", choices=["all", *PHASES])
     d.set_defaults(fn=cmd_disasm)
 
     t = sub.add_parser("targets", help="list the hardware targets")
     t.set_defaults(fn=cmd_targets)
 
-    try:
-        from dfx.perf import cli as perf_cli
-        perf_cli.add_parser(sub)
-    except ImportError:
-        pass
+    from dfx.perf import cli as perf_cli
+
+    perf_cli.add_parser(sub)
     return p
 
 

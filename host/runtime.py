@@ -1,6 +1,6 @@
 """The host runtime: load a bundle onto N devices and drive the two phases of generation.
 
-    summarization  the prompt, in blocks of the bundle's `summarize_rows` tokens per call
+    summarization  the prompt, in blocks of the bundle's `summarization_rows` tokens per call
                    (r1 = ntok, r2 = pos), leaving K and V of every prompt token on the cards
     generation     one token per call, appending to the KV cache on the cards
 
@@ -17,6 +17,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
+from dfx.arch.isa import GENERATION, PHASES, SUMMARIZATION
 from dfx.arch.target import load_target
 from dfx.compiler.bundle import Bundle
 from dfx.errors import DfxError
@@ -81,7 +82,7 @@ class Session:
         self.n = m["fpgas"]
         self.vocab = m["model"]["vocab_size"]
         self.max_seq = m["max_seq"]
-        self.rows = m["summarize_rows"]
+        self.rows = m["summarization_rows"]
         self.timeout_s = timeout_s
         self.devices = open_devices(backend, self.n, self.target, mode=mode, **backend_opts)
         for j, dev in enumerate(self.devices):
@@ -137,8 +138,8 @@ class Session:
         self.check_prompt(ids)
         rng = np.random.default_rng(seed)
         st = stats if stats is not None else {}
-        st.setdefault("summarization", PhaseStats())
-        st.setdefault("generation", PhaseStats())
+        for ph in PHASES:
+            st.setdefault(ph, PhaseStats())
         if max_new_tokens == 0:
             return
 
@@ -151,22 +152,22 @@ class Session:
         for s in range(0, len(ids), self.rows):  # the prompt, block by block
             block = ids[s: s + self.rows]
             t0 = time.perf_counter()
-            logits, argmax, cnt = self.call("summarize", block, pos)
-            st["summarization"].add(len(block), time.perf_counter() - t0, cnt)
+            logits, argmax, cnt = self.call(SUMMARIZATION, block, pos)
+            st[SUMMARIZATION].add(len(block), time.perf_counter() - t0, cnt)
             pos += len(block)
         tok = choose(logits, argmax)
-        yield Step(0, tok, "summarization", logits if keep_logits else None)
+        yield Step(0, tok, SUMMARIZATION, logits if keep_logits else None)
         for i in range(1, max_new_tokens):
             if eos_id is not None and tok == eos_id:
                 return
             if pos >= self.max_seq:
                 return  # the context is full
             t0 = time.perf_counter()
-            logits, argmax, cnt = self.call("generate", [tok], pos)
-            st["generation"].add(1, time.perf_counter() - t0, cnt)
+            logits, argmax, cnt = self.call(GENERATION, [tok], pos)
+            st[GENERATION].add(1, time.perf_counter() - t0, cnt)
             pos += 1
             tok = choose(logits, argmax)
-            yield Step(i, tok, "generation", logits if keep_logits else None)
+            yield Step(i, tok, GENERATION, logits if keep_logits else None)
 
     def close(self):
         for d in self.devices:

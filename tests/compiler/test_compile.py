@@ -41,7 +41,7 @@ def test_every_preset_lowers_for_1_2_4_fpgas(preset, n):
     s = compile_model(preset, n, None, random_weights=True, progress=False, stop_after="place_code")
     cfg = s.model.config
     assert len(s.plans) == n
-    for ph in ("summarize", "generate"):
+    for ph in ("summarization", "generation"):
         for prog in s.programs[ph]:
             assert prog[-1].op.name == "end"
             ops = [i.op.name for i in prog]
@@ -146,16 +146,16 @@ def test_inspect_and_disasm(tiny_hf, tmp_path):
                        capture_output=True, text=True, check=True)
     info = json.loads(r.stdout)
     card = info["cards"][0]
-    assert card["programs"]["generate"]["by_unit"]["mpu"] == 2 * 6 + 1
+    assert card["programs"]["generation"]["by_unit"]["mpu"] == 2 * 6 + 1
     assert card["bytes_per_token"] > 0
     r = subprocess.run([sys.executable, "-m", "dfx.cli", "disasm", str(tmp_path / "b"), "--fpga", "1",
-                        "--phase", "generate"], capture_output=True, text=True, check=True)
+                        "--phase", "generation"], capture_output=True, text=True, check=True)
     lines = r.stdout.splitlines()
-    assert lines[0].startswith("; fpga 1 generate")
+    assert lines[0].startswith("; fpga 1 generation")
     assert any(" conv1d gelu bias m=r1 k=64 n=128 " in ln for ln in lines)
     assert lines[-1].split()[1] == "end"
     # a corrupted program file: one line, no traceback
-    prog = tmp_path / "b" / "fpga0" / "generate.bin"
+    prog = tmp_path / "b" / "fpga0" / "generation.bin"
     data = bytearray(prog.read_bytes())
     data[64 * 5] = 0x3F
     prog.write_bytes(bytes(data))

@@ -173,7 +173,7 @@ def test_device_timeout_when_a_card_never_starts(bundles):
     sess = Session(bundles("rand-l2-d128-h4", 2), mode="fast")
     dev = sess.devices
     card = sess.bundle.cards[0]
-    dev[0].set_args(entry=card["programs"]["generate"]["entry"], ntok=1, pos=0, core=0, ncores=2)
+    dev[0].set_args(entry=card["programs"]["generation"]["entry"], ntok=1, pos=0, core=0, ncores=2)
     dev[0].start()  # card 1 is never started: card 0 can never finish
     with pytest.raises(DeviceTimeout, match=r"device 0 did not raise done within 1 s \(its ring peers \[1\]"):
         dev[0].wait(1.0)
@@ -183,7 +183,7 @@ def test_corrupted_bundles_are_refused(bundles, tmp_path):
     import shutil
 
     src = bundles("rand-l2-d128-h4", 1)
-    for victim in ("fpga0/hbm/ch07.bin", "fpga0/generate.bin", "fpga0/ddr.bin"):
+    for victim in ("fpga0/hbm/ch07.bin", "fpga0/generation.bin", "fpga0/ddr.bin"):
         b = tmp_path / victim.replace("/", "_")
         shutil.copytree(src, b)
         p = b / victim

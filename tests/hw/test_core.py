@@ -26,7 +26,7 @@ pytestmark = [pytest.mark.rtl, pytest.mark.slow]
 
 # (model shape, cards, prompt tokens, generated tokens). Uneven head splits: 4 heads on 3 cards
 # (2, 1, 1) and 6 heads on 4 cards (2, 2, 1, 1). A 20-token prompt takes two summarization
-# calls on the tiny target (summarize_rows = 16).
+# calls on the tiny target (summarization_rows = 16).
 SHAPES = {"d32h4": dict(n_layer=2, n_embd=32, n_head=4, vocab_size=128),
           "d48h6": dict(n_layer=1, n_embd=48, n_head=6, vocab_size=100)}
 CASES = [("d32h4", 1, 5, 4), ("d32h4", 2, 20, 8), ("d32h4", 3, 20, 8), ("d48h6", 4, 20, 8)]
