@@ -3,8 +3,8 @@
 exact: the hardware's sums bit for bit (docs/numerics.md): the compiled sim/_exact.c (built by
        `pip install -e .`, setup.py); numerics.matmul_exact_f32 is the same sums in numpy, and
        tests/test_numerics.py checks the two agree.
-fast:  one BLAS FP32 matmul; the sum order differs, so results lie within the FP16 error
-       bound of exact rather than equal to it.
+fast:  one BLAS FP32 matmul; the sum order differs, so results differ from exact within the
+       bound of docs/numerics.md ("Exact and fast modes"), which tests/test_sim.py checks.
 """
 
 from __future__ import annotations

@@ -25,10 +25,10 @@ TINY = dict(n_layer=2, n_embd=64, n_head=4, vocab_size=384, n_positions=32)
 def tiny(tmp_path_factory):
     """A random tiny GPT2LMHeadModel saved with save_pretrained, every parameter non-trivial
     (so biases are non-zero and no two initializers are equal), and its state dict in numpy."""
-    torch.manual_seed(1234)
     cfg = transformers.GPT2Config(**TINY, use_cache=False, bos_token_id=0, eos_token_id=0)
-    model = transformers.GPT2LMHeadModel(cfg).eval()
-    with torch.no_grad():
+    with torch.random.fork_rng(), torch.no_grad():  # its own seed; the global generator is left as it was
+        torch.manual_seed(1234)
+        model = transformers.GPT2LMHeadModel(cfg).eval()
         for p in model.parameters():
             p.add_(torch.randn_like(p) * 0.05)
     folder = tmp_path_factory.mktemp("tiny_hf")
