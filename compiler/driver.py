@@ -185,6 +185,11 @@ PASSES = (
 )
 
 
+def default_output(spec, fpgas: int) -> Path:
+    """Where a bundle goes when no output is named: MODEL-NFPGA.dfx in the working folder."""
+    return Path(f"{Path(str(spec)).name.removesuffix('.onnx')}-{fpgas}fpga.dfx")
+
+
 def compile_model(spec: str, fpgas: int, out, target: str = "u280", max_seq: int | None = None,
                   random_weights: bool = False, seed: int = 0, init_std: float = 0.02, model=None,
                   progress: bool = True, stop_after: str | None = None) -> CompileState:

@@ -26,11 +26,11 @@ def _int(v):
 
 # ------------------------------------------------------------------------- compile
 def cmd_compile(a) -> int:
-    from dfx.compiler.driver import compile_model
+    from dfx.compiler.driver import compile_model, default_output
 
     if a.fpgas < 1:
         raise DfxError(f"--fpgas must be at least 1, got {a.fpgas}")
-    out = Path(a.output) if a.output else Path(f"{Path(a.model).name.removesuffix('.onnx')}-{a.fpgas}fpga.dfx")
+    out = Path(a.output) if a.output else default_output(a.model, a.fpgas)
     t0 = time.perf_counter()
     s = compile_model(a.model, a.fpgas, out, target=a.target, max_seq=a.max_seq,
                       random_weights=a.random_weights, seed=a.seed, init_std=a.init_std,
@@ -48,13 +48,11 @@ def cmd_compile(a) -> int:
 # ------------------------------------------------------------------------- generate
 def cmd_generate(a) -> int:
     from dfx.host.runtime import Session
-    from dfx.host.tokenizer import load_tokenizer
+    from dfx.host.tokenizer import bundle_tokenizer
     from dfx.compiler.bundle import Bundle
 
     bundle = Bundle(a.bundle)
-    src = bundle.manifest["weights"]
-    folder = src.get("path") if src.get("kind") == "hf" else None
-    tok = load_tokenizer(folder if folder and Path(folder).is_dir() else None)
+    tok = bundle_tokenizer(bundle)
     if a.prompt_ids:
         try:
             ids = [int(x) for x in a.prompt_ids.split(",") if x.strip()]
@@ -78,9 +76,10 @@ def cmd_generate(a) -> int:
     if not a.json:
         sys.stdout.write(a.prompt if a.prompt is not None and not a.prompt_ids else tok.decode(ids))
         sys.stdout.flush()
-    for step in sess.generate(ids, max_new_tokens=a.max_new_tokens, temperature=a.temperature,
-                              top_k=a.top_k, top_p=a.top_p, seed=a.seed, stats=stats,
-                              eos_id=None if a.ignore_eos else tok.eos_id):
+    # --temperature 0 is greedy; any other value samples (a negative one is refused)
+    for step in sess.stream(ids, max_new_tokens=a.max_new_tokens, do_sample=a.temperature != 0,
+                            temperature=a.temperature or 1.0, top_k=a.top_k, top_p=a.top_p, seed=a.seed,
+                            stats=stats, eos_token_id=None if a.ignore_eos else tok.eos_id):
         if first is None:
             first = time.perf_counter() - t0
         new.append(step.token)

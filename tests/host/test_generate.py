@@ -113,7 +113,7 @@ def test_greedy_tokens_match_hf(name, n, mode, bundles, hf_runs):
     ref_toks, ref_logits = hf_runs(name)
     top2 = np.sort(ref_logits, axis=1)[:, -2:]
     sess = Session(bundles(name, n), mode=mode)
-    steps = list(sess.generate(prompt(name), max_new_tokens=NEW, eos_id=None, keep_logits=True))
+    steps = list(sess.stream(prompt(name), max_new_tokens=NEW, eos_token_id=None, keep_logits=True))
     toks = [s.token for s in steps]
     err = [float(np.abs(s.logits - ref_logits[i]).max()) for i, s in enumerate(steps)]
     margin = float((top2[:, 1] - top2[:, 0]).min())
@@ -132,7 +132,7 @@ def test_results_identical_for_every_n_in_exact_mode(bundles):
     outs = []
     for n in (1, 2, 4):
         sess = Session(bundles("rand-l1-d384-h6", n), mode="exact")
-        outs.append([s.logits for s in sess.generate(SMALL_PROMPT, max_new_tokens=4, eos_id=None, keep_logits=True)])
+        outs.append([s.logits for s in sess.stream(SMALL_PROMPT, max_new_tokens=4, eos_token_id=None, keep_logits=True)])
     for other in outs[1:]:
         assert all(np.array_equal(a, b) for a, b in zip(outs[0], other))
 
@@ -146,7 +146,7 @@ def test_long_prompt_runs_in_blocks(bundles, hf_runs):
     with torch.no_grad():
         ref = m.generate(torch.tensor([long]), max_new_tokens=4, do_sample=False, pad_token_id=0)[0, 75:].tolist()
     stats = {}
-    got = [s.token for s in sess.generate(long, max_new_tokens=4, eos_id=None, stats=stats)]
+    got = [s.token for s in sess.stream(long, max_new_tokens=4, eos_token_id=None, stats=stats)]
     assert got == ref
     assert stats["summarization"].calls == 2 and stats["summarization"].tokens == 75
     assert stats["generation"].calls == 3
@@ -161,7 +161,8 @@ def test_sampling_is_seeded(bundles):
     opts = dict(temperature=1.0, top_k=50, top_p=0.9)
     runs = {}
     for seed in (1, 2):
-        steps = list(sess.generate(SMALL_PROMPT, max_new_tokens=8, seed=seed, eos_id=None, keep_logits=True, **opts))
+        steps = list(sess.stream(SMALL_PROMPT, max_new_tokens=8, do_sample=True, seed=seed, eos_token_id=None,
+                                 keep_logits=True, **opts))
         rng = np.random.default_rng(seed)
         assert [s.token for s in steps] == [sample(s.logits, rng=rng, **opts) for s in steps]
         runs[seed] = [s.token for s in steps]
@@ -171,11 +172,11 @@ def test_sampling_is_seeded(bundles):
 def test_bad_inputs(bundles, tmp_path):
     sess = Session(bundles("rand-l2-d128-h4", 1), mode="fast")
     with pytest.raises(GenerationError, match="more than the context of 128"):
-        list(sess.generate([1] * 129))
+        list(sess.stream([1] * 129))
     with pytest.raises(GenerationError, match=r"token id 512 is outside the vocabulary \(0 .. 511\)"):
-        list(sess.generate([1, 512]))
+        list(sess.stream([1, 512]))
     with pytest.raises(GenerationError, match="prompt is empty"):
-        list(sess.generate([]))
+        list(sess.stream([]))
 
 
 def test_device_timeout_when_a_card_never_starts(bundles):
