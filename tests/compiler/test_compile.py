@@ -90,6 +90,29 @@ def test_model_too_big_names_the_smallest_n():
                       stop_after="plan_memory")
 
 
+def test_random_weights_need_only_config_json(tiny_hf, tmp_path):
+    """--random-weights takes the shapes from config.json: no weights file is needed, and a model
+    too big for the cards gets the capacity answer."""
+    from dfx.cli import main
+
+    only = tmp_path / "only"
+    only.mkdir()
+    (only / "config.json").write_text((tiny_hf / "config.json").read_text())
+    assert main(["compile", str(only), "--random-weights", "--fpgas", "2", "--target", "tiny", "--max-seq", "64",
+                 "-q", "-o", str(tmp_path / "b")]) == 0
+    m = Bundle(tmp_path / "b").manifest
+    assert m["model"]["n_layer"] == 2 and m["model"]["n_embd"] == 64 and m["fpgas"] == 2
+    assert m["weights"]["config_from"] == {"kind": "hf", "path": str(only.resolve()), "file": "config.json"}
+    with pytest.raises(ModelError, match="no weights file"):  # its own weights are needed without the flag
+        compile_model(str(only), 1, tmp_path / "c", target="tiny", progress=False)
+    cfg = json.loads((tiny_hf / "config.json").read_text())
+    cfg.update(n_layer=36, n_embd=1280, n_head=20, n_positions=1024, vocab_size=50257)  # gpt2-large's shape
+    (only / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(ModelError, match=r"only does not fit: .* the smallest --fpgas that fits is 2"):
+        compile_model(str(only), 1, tmp_path / "d", target="tiny", random_weights=True, progress=False)
+    assert not (tmp_path / "c").exists() and not (tmp_path / "d").exists()
+
+
 def _digest(folder: Path) -> dict:
     return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
             for p in sorted(folder.rglob("*")) if p.is_file()}

@@ -238,7 +238,7 @@ def test_pytorch_model_bin(tiny, tmp_path):
     state["lm_head.weight"][0, 0] += 1.0
     torch.save(state, tmp_path / "pytorch_model.bin")
     with pytest.raises(ModelError, match="lm_head.weight differs from wte"):
-        load_hf_folder(tmp_path)
+        load_hf_folder(tmp_path).weights.get("wte")  # checked when wte is read, after the capacity check
 
 
 @pytest.mark.parametrize("prefix", ["", "transformer."])
@@ -261,7 +261,7 @@ def test_truncated_safetensors(tiny, tmp_path):
     data = (folder / "model.safetensors").read_bytes()
     (tmp_path / "model.safetensors").write_bytes(data[: len(data) // 2])
     with pytest.raises(ModelError, match=r"cannot read .*model.safetensors: .*truncated or corrupted"):
-        load_hf_folder(tmp_path)
+        load_hf_folder(tmp_path).weights.get("wte")  # checked when wte is read, after the capacity check
 
 
 def _save(tmp_path, folder, tensors):
@@ -277,7 +277,7 @@ def test_missing_tensor(tiny, tmp_path):
     del t["transformer.h.1.mlp.c_fc.bias"]
     _save(tmp_path, folder, t)
     with pytest.raises(ModelError, match=r"missing tensor 'h.1.mlp.c_fc.bias'"):
-        load_hf_folder(tmp_path)
+        load_hf_folder(tmp_path).weights.get("wte")  # checked when wte is read, after the capacity check
 
 
 def test_wrong_shape(tiny, tmp_path):
@@ -286,7 +286,7 @@ def test_wrong_shape(tiny, tmp_path):
     t["transformer.h.0.attn.c_attn.weight"] = sd["transformer.h.0.attn.c_attn.weight"].T
     _save(tmp_path, folder, t)
     with pytest.raises(ModelError, match=r"'h.0.attn.c_attn.weight' has shape \[192, 64\], expected \[64, 192\]"):
-        load_hf_folder(tmp_path)
+        load_hf_folder(tmp_path).weights.get("wte")  # checked when wte is read, after the capacity check
 
 
 def test_unexpected_tensor(tiny, tmp_path):
@@ -295,7 +295,7 @@ def test_unexpected_tensor(tiny, tmp_path):
     t["transformer.h.2.ln_1.weight"] = np.ones(64, np.float32)
     _save(tmp_path, folder, t)
     with pytest.raises(ModelError, match=r"unexpected tensor 'transformer.h.2.ln_1.weight'"):
-        load_hf_folder(tmp_path)
+        load_hf_folder(tmp_path).weights.get("wte")  # checked when wte is read, after the capacity check
 
 
 def test_folder_errors(tiny, tmp_path):
@@ -445,7 +445,7 @@ def test_corrupted_pytorch_bin(tiny, tmp_path):
     _copy_config(folder, tmp_path)
     (tmp_path / "pytorch_model.bin").write_bytes(np.random.default_rng(0).bytes(3000))
     with pytest.raises(ModelError, match=r"cannot read .*pytorch_model.bin: .*refuses to unpickle"):
-        load_hf_folder(tmp_path)
+        load_hf_folder(tmp_path).weights.get("wte")  # checked when wte is read, after the capacity check
 
 
 def test_onnx_n_head_argument_must_agree(exports):
