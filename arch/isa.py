@@ -45,6 +45,11 @@ ARG_REGS = {
     "r4": "ncores: cores on the ring",
 }
 
+# The two phases of generation. Each card holds one program per phase (in this order in its
+# code region); bundles, manifests, the runtime's statistics, `dfx generate --json` and the
+# performance model all name them so.
+SUMMARIZATION, GENERATION = PHASES = ("summarization", "generation")
+
 UNITS = ("ctrl", "dma", "mpu", "vpu", "net")
 BARRIER_BITS = {"dma": 1, "mpu": 2, "vpu": 4, "net": 8}
 SPACES = ("hbm", "ddr")
@@ -71,8 +76,6 @@ def F(name, width, kind="u", doc="", values=()):
 def CNT(name, doc):
     return Field(name, 16, "cnt", doc)
 
-
-REG_DOC = "register index"
 
 # ---------------------------------------------------------------------------------------
 # Formats: named field lists. Several opcodes share one format.

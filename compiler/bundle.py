@@ -3,8 +3,8 @@
     BUNDLE/manifest.json                      format version, model, target, partition,
                                               per card: regions, channel files, programs
     BUNDLE/link.cfg                           Vitis v++ --config for the link step
-    BUNDLE/fpga<i>/summarize.bin              program files (dfx.arch.encoding.pack_program)
-    BUNDLE/fpga<i>/generate.bin
+    BUNDLE/fpga<i>/summarization.bin          program files, one per phase (dfx.arch.isa.PHASES;
+    BUNDLE/fpga<i>/generation.bin             dfx.arch.encoding.pack_program)
     BUNDLE/fpga<i>/hbm/ch<cc>.bin             one image per HBM pseudo-channel
     BUNDLE/fpga<i>/ddr.bin                    the DDR image (targets with DDR)
 
@@ -28,7 +28,7 @@ from dfx.arch.encoding import unpack_program
 from dfx.errors import BundleError, EncodingError
 
 FORMAT = "dfx-bundle"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: programs and manifest keys named by dfx.arch.isa.PHASES
 
 
 def sha256(data) -> str:

@@ -5,7 +5,7 @@
     plan_memory   each card's memory map, checked against HBM/DDR capacity before any
                   weight is materialised (dfx.compiler.memmap)
     plan_buffers  the on-chip buffer layout of each phase (rows per call)
-    lower         the instruction streams: summarize and generate, per card
+    lower         the instruction streams: summarization and generation, per card
     place_code    size the code region to the streams, re-plan and re-lower
     pack_weights  materialise the tiles and images (progress bar)
     emit          programs into the code region, manifest, link config, bundle on disk
@@ -22,6 +22,7 @@ import numpy as np
 
 import dfx
 from dfx.arch import isa
+from dfx.arch.isa import GENERATION, PHASES, SUMMARIZATION
 from dfx.arch.encoding import encode, pack_program
 from dfx.arch.target import Target, load_target
 from dfx.compiler import bundle as bundle_mod
@@ -31,9 +32,6 @@ from dfx.compiler.pack import pack_weights
 from dfx.compiler.partition import plan_partition
 from dfx.compiler.vitis import link_config
 from dfx.errors import ModelError
-
-PHASES = ("summarize", "generate")
-
 
 @dataclasses.dataclass
 class CompileState:
@@ -82,12 +80,12 @@ def plan_memory_pass(s: CompileState, code_bytes: list[int] | None = None) -> No
 
 def plan_buffers_pass(s: CompileState) -> None:
     cfg = s.model.config
-    want = {"summarize": s.target.buffers.max_rows, "generate": 1}
-    s.buffers = {ph: [fit_rows(cfg, p, s.target, want[ph], s.max_seq, s.fpgas) for p in s.plans] for ph in PHASES}
-    rows = {bp.rows for bp in s.buffers["summarize"]}
+    want = {SUMMARIZATION: s.target.buffers.max_rows, GENERATION: 1}
+    s.buffers = {ph: [fit_rows(cfg, p, s.target, want[ph], s.max_seq) for p in s.plans] for ph in PHASES}
+    rows = {bp.rows for bp in s.buffers[SUMMARIZATION]}
     if len(rows) > 1:  # every card must take the same block of prompt rows
         m = min(rows)
-        s.buffers["summarize"] = [fit_rows(cfg, p, s.target, m, s.max_seq, s.fpgas) for p in s.plans]
+        s.buffers[SUMMARIZATION] = [fit_rows(cfg, p, s.target, m, s.max_seq) for p in s.plans]
 
 
 def lower_pass(s: CompileState) -> None:
@@ -161,7 +159,7 @@ def manifest_pass(s: CompileState) -> None:
         "fpgas": s.fpgas,
         "dtype": "float16",
         "max_seq": s.max_seq,
-        "summarize_rows": s.buffers["summarize"][0].rows,
+        "summarization_rows": s.buffers[SUMMARIZATION][0].rows,
         "partition": s.part.as_dict(),
         "cards": cards,
         "link_config_text": link_config(t, s.plans[0]),
@@ -185,6 +183,11 @@ PASSES = (
     ("manifest", manifest_pass),
     ("emit", emit_pass),
 )
+
+
+def default_output(spec, fpgas: int) -> Path:
+    """Where a bundle goes when no output is named: MODEL-NFPGA.dfx in the working folder."""
+    return Path(f"{Path(str(spec)).name.removesuffix('.onnx')}-{fpgas}fpga.dfx")
 
 
 def compile_model(spec: str, fpgas: int, out, target: str = "u280", max_seq: int | None = None,

@@ -27,8 +27,13 @@ def load_model(spec: str, random_weights: bool = False, seed: int = 0, init_std:
     if not path.exists():
         raise ModelError(f"no such model or file: {spec} (presets: {', '.join(PRESETS)})")
     if path.is_dir():
-        from .hf import load_hf_folder
+        from .hf import load_hf_config, load_hf_folder
 
+        if random_weights:  # config.json is all it needs: no weights file is opened
+            config = load_hf_config(path)
+            weights = presets.random_weights(config, seed, init_std, **random_kw)
+            weights.source["config_from"] = {"kind": "hf", "path": str(path.resolve()), "file": "config.json"}
+            return GPT2Model(config, weights)
         model = load_hf_folder(path)
     elif path.suffix.lower() == ".onnx":
         from .onnx_frontend import load_onnx

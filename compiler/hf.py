@@ -185,11 +185,8 @@ def open_weight_files(folder: Path):
     raise ModelError(f"{folder}: no weights file (looked for {', '.join(WEIGHT_FILES)})")
 
 
-def load_hf_folder(path, name: str | None = None) -> GPT2Model:
-    """A GPT-2 LM-head checkpoint folder (save_pretrained layout) -> GPT2Model, weights lazy.
-
-    All names and shapes are checked here, from the file headers, before any tensor is read.
-    """
+def load_hf_config(path, name: str | None = None):
+    """The GPT2Config of a checkpoint folder, from its config.json alone (no weights file needed)."""
     folder = Path(path)
     if not folder.exists():
         raise ModelError(f"no such checkpoint folder: {folder}")
@@ -204,7 +201,18 @@ def load_hf_folder(path, name: str | None = None) -> GPT2Model:
         raise ModelError(f"{cfg_path}: cannot parse: {e}") from None
     if not isinstance(raw, dict):
         raise ModelError(f"{cfg_path}: not a JSON object")
-    config = config_from_hf(raw, name or folder.resolve().name, str(cfg_path))
+    return config_from_hf(raw, name or folder.resolve().name, str(cfg_path))
+
+
+def load_hf_folder(path, name: str | None = None) -> GPT2Model:
+    """A GPT-2 LM-head checkpoint folder (save_pretrained layout) -> GPT2Model, weights lazy.
+
+    All names and shapes are checked here, from the file headers, before any tensor is read
+    (so the compiler's capacity check answers before any weight is loaded); that a stored
+    lm_head.weight equals wte is checked when wte is read.
+    """
+    folder = Path(path)
+    config = load_hf_config(folder, name)
     files, wfile = open_weight_files(folder)
 
     shapes = canonical_shapes(config)
@@ -224,12 +232,16 @@ def load_hf_folder(path, name: str | None = None) -> GPT2Model:
             raise ModelError(f"{wfile}: missing tensor {canon!r} (also looked for {PREFIX + canon!r})")
         check_shape(canon, files.shape(key_of[canon]), want, str(wfile))
 
-    keys = set(files.keys())
-    if TIED_HEAD in keys:
+    tied = TIED_HEAD in set(files.keys())
+    if tied:
         check_shape(TIED_HEAD, files.shape(TIED_HEAD), shapes["wte"], str(wfile))
-        if not np.array_equal(files.get(TIED_HEAD), files.get(key_of["wte"])):
+
+    def get(n):
+        t = files.get(key_of[n])
+        if n == "wte" and tied and not np.array_equal(files.get(TIED_HEAD), t):
             raise ModelError(f"{wfile}: lm_head.weight differs from wte; dfx supports only GPT-2 with "
                              f"the LM head tied to the token embedding")
+        return t
 
     source = {"kind": "hf", "path": str(folder.resolve()), "weights_file": wfile.name}
-    return GPT2Model(config, Weights(config, source, lambda n: files.get(key_of[n])))
+    return GPT2Model(config, Weights(config, source, get))

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections import Counter
 
 from dfx.arch import isa
+from dfx.arch.isa import GENERATION, SUMMARIZATION
 from dfx.arch.encoding import to_asm
 from dfx.arch.layout import ktiles, ntiles
 from dfx.arch.regs import apply_alu, arg_regs, count
@@ -48,7 +49,7 @@ def traffic(ins, c: dict, target) -> dict:
     return out
 
 
-def summarize_program(prog, target, ntok: int, pos: int, core: int, ncores: int) -> dict:
+def program_summary(prog, target, ntok: int, pos: int, core: int, ncores: int) -> dict:
     units, ops = Counter(), Counter()
     t = Counter()
     for ins, c in walk(prog, ntok, pos, core, ncores):
@@ -69,9 +70,9 @@ def inspect_bundle(bundle, context: int | None = None) -> dict:
         progs = {}
         for ph in card["programs"]:
             prog = bundle.program(j, ph)
-            ntok = card["programs"][ph]["rows"] if ph == "summarize" else 1
-            pos = 0 if ph == "summarize" else ctx
-            progs[ph] = summarize_program(prog, target, ntok, pos, j, m["fpgas"])
+            ntok = card["programs"][ph]["rows"] if ph == SUMMARIZATION else 1
+            pos = 0 if ph == SUMMARIZATION else ctx
+            progs[ph] = program_summary(prog, target, ntok, pos, j, m["fpgas"])
             progs[ph]["ntok"], progs[ph]["pos"] = ntok, pos
         cards.append({
             "id": j,
@@ -79,10 +80,10 @@ def inspect_bundle(bundle, context: int | None = None) -> dict:
             "ddr_bytes": card["ddr_bytes"],
             "regions": card["regions"],
             "programs": progs,
-            "bytes_per_token": sum(progs["generate"]["bytes"].get(k, 0) for k in ("hbm_read", "ddr_read")),
+            "bytes_per_token": sum(progs[GENERATION]["bytes"].get(k, 0) for k in ("hbm_read", "ddr_read")),
         })
     return {"model": m["model"], "target": target.name, "fpgas": m["fpgas"], "max_seq": m["max_seq"],
-            "weights": m["weights"], "context_for_generate": ctx, "cards": cards}
+            "weights": m["weights"], "context_for_generation": ctx, "cards": cards}
 
 
 def format_inspect(info: dict) -> str:
@@ -104,7 +105,7 @@ def format_inspect(info: dict) -> str:
             units = ", ".join(f"{u} {n}" for u, n in sorted(p["by_unit"].items()))
             lines.append(f"  {ph}: {p['instructions']} instructions ({units}); "
                          f"at ntok {p['ntok']}, pos {p['pos']}: reads {sum(v for k, v in p['bytes'].items() if 'read' in k) / 2**20:.2f} MiB")
-        lines.append(f"  streams per generated token (context {info['context_for_generate']}): "
+        lines.append(f"  streams per generated token (context {info['context_for_generation']}): "
                      f"{card['bytes_per_token'] / 2**20:.2f} MiB")
     return "\n".join(lines)
 

@@ -33,7 +33,7 @@ class BufferPlan:
     words: int
 
 
-def plan_buffers(cfg, card: CardPlan, target: Target, rows: int, max_seq: int, n: int) -> BufferPlan:
+def plan_buffers(cfg, card: CardPlan, target: Target, rows: int, max_seq: int) -> BufferPlan:
     d, F = cfg.n_embd, 4 * cfg.n_embd
     W = target.matrix.width
     h0, h1 = card.widths["heads"]
@@ -58,15 +58,15 @@ def plan_buffers(cfg, card: CardPlan, target: Target, rows: int, max_seq: int, n
     return BufferPlan(rows, addr, pos)
 
 
-def fit_rows(cfg, card, target, want: int, max_seq: int, n: int) -> BufferPlan:
+def fit_rows(cfg, card, target, want: int, max_seq: int) -> BufferPlan:
     """The buffer plan for the most rows (<= want) that fit the target's on-chip buffer."""
     rows = want
     while rows >= 1:
-        bp = plan_buffers(cfg, card, target, rows, max_seq, n)
+        bp = plan_buffers(cfg, card, target, rows, max_seq)
         if bp.words <= target.buffers.vbuf_words:
             return bp
         rows //= 2
-    bp = plan_buffers(cfg, card, target, 1, max_seq, n)
+    bp = plan_buffers(cfg, card, target, 1, max_seq)
     raise ModelError(f"{cfg.name} needs {bp.words} on-chip buffer words for one token; "
                      f"the {target.name} target has {target.buffers.vbuf_words}")
 

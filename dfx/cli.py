@@ -12,9 +12,8 @@ import sys
 import time
 from pathlib import Path
 
+from dfx.arch.isa import GENERATION, PHASES, SUMMARIZATION
 from dfx.errors import DfxError
-
-DEMO_MODEL = Path(__file__).resolve().parent.parent / "models" / "demo-gpt2"
 
 
 def _int(v):
@@ -27,11 +26,11 @@ def _int(v):
 
 # ------------------------------------------------------------------------- compile
 def cmd_compile(a) -> int:
-    from dfx.compiler.driver import compile_model
+    from dfx.compiler.driver import compile_model, default_output
 
     if a.fpgas < 1:
         raise DfxError(f"--fpgas must be at least 1, got {a.fpgas}")
-    out = Path(a.output) if a.output else Path(f"{Path(a.model).name.removesuffix('.onnx')}-{a.fpgas}fpga.dfx")
+    out = Path(a.output) if a.output else default_output(a.model, a.fpgas)
     t0 = time.perf_counter()
     s = compile_model(a.model, a.fpgas, out, target=a.target, max_seq=a.max_seq,
                       random_weights=a.random_weights, seed=a.seed, init_std=a.init_std,
@@ -42,20 +41,18 @@ def cmd_compile(a) -> int:
           f"{a.fpgas} x {s.target.name} in {time.perf_counter() - t0:.1f} s -> {out}")
     print(f"  weights: {s.model.weights.source.get('kind')}; instructions per card: {counts}; "
           f"HBM per card: {max(p.hbm_end for p in s.plans) / 2**20:.1f} MiB; "
-          f"prompt rows per call: {s.buffers['summarize'][0].rows}")
+          f"prompt rows per call: {s.buffers[SUMMARIZATION][0].rows}")
     return 0
 
 
 # ------------------------------------------------------------------------- generate
 def cmd_generate(a) -> int:
     from dfx.host.runtime import Session
-    from dfx.host.tokenizer import load_tokenizer
+    from dfx.host.tokenizer import bundle_tokenizer
     from dfx.compiler.bundle import Bundle
 
     bundle = Bundle(a.bundle)
-    src = bundle.manifest["weights"]
-    folder = src.get("path") if src.get("kind") == "hf" else None
-    tok = load_tokenizer(folder if folder and Path(folder).is_dir() else None)
+    tok = bundle_tokenizer(bundle)
     if a.prompt_ids:
         try:
             ids = [int(x) for x in a.prompt_ids.split(",") if x.strip()]
@@ -79,9 +76,10 @@ def cmd_generate(a) -> int:
     if not a.json:
         sys.stdout.write(a.prompt if a.prompt is not None and not a.prompt_ids else tok.decode(ids))
         sys.stdout.flush()
-    for step in sess.generate(ids, max_new_tokens=a.max_new_tokens, temperature=a.temperature,
-                              top_k=a.top_k, top_p=a.top_p, seed=a.seed, stats=stats,
-                              eos_id=None if a.ignore_eos else tok.eos_id):
+    # --temperature 0 is greedy; any other value samples (a negative one is refused)
+    for step in sess.stream(ids, max_new_tokens=a.max_new_tokens, do_sample=a.temperature != 0,
+                            temperature=a.temperature or 1.0, top_k=a.top_k, top_p=a.top_p, seed=a.seed,
+                            stats=stats, eos_token_id=None if a.ignore_eos else tok.eos_id):
         if first is None:
             first = time.perf_counter() - t0
         new.append(step.token)
@@ -98,7 +96,7 @@ def cmd_generate(a) -> int:
         print(json.dumps({"prompt_ids": ids, "new_ids": new, "text": tok.decode(new), "phases": phases}))
         return 0
     sys.stdout.write(stream.flush() + "\n")
-    gen = stats["generation"]
+    gen = stats[GENERATION]
     tps = gen.tokens / gen.wall_s if gen.wall_s else float("nan")
     cyc = f"; modelled cycles: {cycles['total']:,}" if cycles else ""
     print(f"[{a.backend}/{a.mode}, {sess.n} FPGA(s)] {len(ids)} prompt + {len(new)} new tokens; "
@@ -108,14 +106,13 @@ def cmd_generate(a) -> int:
 
 
 def _modelled_cycles(bundle, n_in, n_out):
-    """Cycles of this run from the performance model, when it is available."""
-    try:
-        from dfx.perf.model import bundle_cycles
-    except ImportError:
-        return None
+    """Cycles of this run from the performance model; None when it cannot model the bundle
+    (compiled for an older version of its target)."""
+    from dfx.perf.model import PerfError, bundle_cycles
+
     try:
         return bundle_cycles(bundle, n_in, n_out)
-    except DfxError:
+    except PerfError:
         return None
 
 
@@ -245,17 +242,15 @@ def build_parser() -> argparse.ArgumentParser:
     d = sub.add_parser("disasm", help="print a bundle's or a program file's instructions as assembly")
     d.add_argument("file", help="a bundle folder or a program file")
     d.add_argument("--fpga", type=int, help="only this FPGA of a bundle")
-    d.add_argument("--phase", default="all", choices=["all", "summarize", "generate"])
+    d.add_argument("--phase", default="all", choices=["all", *PHASES])
     d.set_defaults(fn=cmd_disasm)
 
     t = sub.add_parser("targets", help="list the hardware targets")
     t.set_defaults(fn=cmd_targets)
 
-    try:
-        from dfx.perf import cli as perf_cli
-        perf_cli.add_parser(sub)
-    except ImportError:
-        pass
+    from dfx.perf import cli as perf_cli
+
+    perf_cli.add_parser(sub)
     return p
 
 

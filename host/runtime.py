@@ -1,6 +1,6 @@
 """The host runtime: load a bundle onto N devices and drive the two phases of generation.
 
-    summarization  the prompt, in blocks of the bundle's `summarize_rows` tokens per call
+    summarization  the prompt, in blocks of the bundle's `summarization_rows` tokens per call
                    (r1 = ntok, r2 = pos), leaving K and V of every prompt token on the cards
     generation     one token per call, appending to the KV cache on the cards
 
@@ -17,6 +17,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
+from dfx.arch.isa import GENERATION, PHASES, SUMMARIZATION
 from dfx.arch.target import load_target
 from dfx.compiler.bundle import Bundle
 from dfx.errors import DfxError
@@ -25,8 +26,21 @@ from dfx.host.sampling import check_params, sample
 from dfx.sim import numerics as nx
 
 
+GPT2_EOS = 50256  # GPT-2's <|endoftext|>, the default eos_token_id (as in its HF generation config)
+
+
 class GenerationError(DfxError):
     """A prompt or argument the appliance cannot take."""
+
+
+def prompt_list(input_ids) -> list[int]:
+    """Token ids as a list of ints: a sequence, or one row of a 2-D array (batch 1)."""
+    a = np.asarray(input_ids)
+    if a.ndim == 2 and a.shape[0] == 1:
+        a = a[0]
+    if a.ndim != 1 or (a.size and not np.issubdtype(a.dtype, np.integer)):
+        raise GenerationError(f"input_ids must be token ids, 1-D or one row, got shape {a.shape} of {a.dtype}")
+    return [int(t) for t in a]
 
 
 @dataclasses.dataclass
@@ -81,7 +95,7 @@ class Session:
         self.n = m["fpgas"]
         self.vocab = m["model"]["vocab_size"]
         self.max_seq = m["max_seq"]
-        self.rows = m["summarize_rows"]
+        self.rows = m["summarization_rows"]
         self.timeout_s = timeout_s
         self.devices = open_devices(backend, self.n, self.target, mode=mode, **backend_opts)
         for j, dev in enumerate(self.devices):
@@ -126,19 +140,24 @@ class Session:
             raise GenerationError(f"the prompt has {len(ids)} tokens, more than the context of {self.max_seq} "
                                   f"this bundle was compiled for (--max-seq)")
 
-    def generate(self, prompt_ids: list[int], max_new_tokens: int = 32, temperature: float = 0.0,
-                 top_k: int = 0, top_p: float = 1.0, seed: int = 0, eos_id: int | None = 50256,
-                 stats: dict | None = None, keep_logits: bool = False) -> Iterator[Step]:
-        """Yield generated tokens one by one. `stats` (a dict) receives PhaseStats per phase."""
+    def stream(self, input_ids, max_new_tokens: int = 32, do_sample: bool = False, temperature: float = 1.0,
+               top_k: int = 50, top_p: float = 1.0, eos_token_id: int | None = GPT2_EOS, seed: int = 0,
+               stats: dict | None = None, keep_logits: bool = False) -> Iterator[Step]:
+        """Yield the generated tokens one by one (generate() takes the same arguments).
+        `stats` (a dict) receives PhaseStats per phase."""
+        if not do_sample:
+            temperature = 0.0  # greedy: temperature, top_k and top_p are not used (as in HF)
+        elif not temperature:
+            raise GenerationError("do_sample needs a temperature > 0")
         check_params(temperature, top_k, top_p)
         if max_new_tokens < 0:
             raise GenerationError(f"max-new-tokens must be >= 0, got {max_new_tokens}")
-        ids = [int(t) for t in prompt_ids]
+        ids = prompt_list(input_ids)
         self.check_prompt(ids)
         rng = np.random.default_rng(seed)
         st = stats if stats is not None else {}
-        st.setdefault("summarization", PhaseStats())
-        st.setdefault("generation", PhaseStats())
+        for ph in PHASES:
+            st.setdefault(ph, PhaseStats())
         if max_new_tokens == 0:
             return
 
@@ -151,22 +170,37 @@ class Session:
         for s in range(0, len(ids), self.rows):  # the prompt, block by block
             block = ids[s: s + self.rows]
             t0 = time.perf_counter()
-            logits, argmax, cnt = self.call("summarize", block, pos)
-            st["summarization"].add(len(block), time.perf_counter() - t0, cnt)
+            logits, argmax, cnt = self.call(SUMMARIZATION, block, pos)
+            st[SUMMARIZATION].add(len(block), time.perf_counter() - t0, cnt)
             pos += len(block)
         tok = choose(logits, argmax)
-        yield Step(0, tok, "summarization", logits if keep_logits else None)
+        yield Step(0, tok, SUMMARIZATION, logits if keep_logits else None)
         for i in range(1, max_new_tokens):
-            if eos_id is not None and tok == eos_id:
+            if eos_token_id is not None and tok == eos_token_id:
                 return
             if pos >= self.max_seq:
                 return  # the context is full
             t0 = time.perf_counter()
-            logits, argmax, cnt = self.call("generate", [tok], pos)
-            st["generation"].add(1, time.perf_counter() - t0, cnt)
+            logits, argmax, cnt = self.call(GENERATION, [tok], pos)
+            st[GENERATION].add(1, time.perf_counter() - t0, cnt)
             pos += 1
             tok = choose(logits, argmax)
-            yield Step(i, tok, "generation", logits if keep_logits else None)
+            yield Step(i, tok, GENERATION, logits if keep_logits else None)
+
+    def generate(self, input_ids, max_new_tokens: int = 32, do_sample: bool = False, temperature: float = 1.0,
+                 top_k: int = 50, top_p: float = 1.0, eos_token_id: int | None = GPT2_EOS, seed: int = 0,
+                 stats: dict | None = None) -> list[int]:
+        """Hugging Face generate() for one sequence: the prompt's ids followed by the new ones.
+
+        input_ids: token ids, 1-D or one row (batch 1). do_sample=False is greedy decoding
+        (the first maximum of the logits); do_sample=True samples softmax(logits / temperature)
+        restricted to the top_k (0: all) and then top_p most likely tokens, from a numpy
+        generator seeded with `seed`. Stops after max_new_tokens, at eos_token_id (None: never)
+        or when the context the bundle was compiled for is full.
+        """
+        ids = prompt_list(input_ids)
+        return ids + [s.token for s in self.stream(ids, max_new_tokens, do_sample, temperature, top_k, top_p,
+                                                     eos_token_id, seed, stats)]
 
     def close(self):
         for d in self.devices:

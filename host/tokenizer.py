@@ -217,6 +217,14 @@ def _packaged() -> Tokenizer:
     return t
 
 
+def bundle_tokenizer(bundle) -> Tokenizer:
+    """The tokenizer of the checkpoint folder a bundle was compiled from, when that folder is
+    still there; else GPT-2's packaged tokenizer."""
+    src = bundle.manifest["weights"]
+    folder = src.get("path") if src.get("kind") == "hf" else None
+    return load_tokenizer(folder if folder and Path(folder).is_dir() else None)
+
+
 def load_tokenizer(folder: str | os.PathLike | None = None) -> Tokenizer:
     """The tokenizer of a checkpoint folder, or GPT-2's packaged tokenizer when it has none."""
     if folder is None:

@@ -419,7 +419,7 @@ class _Core:
 
 
 # ---------------------------------------------------------------------------------- appliance
-class Appliance:
+class CycleModel:
     """The timing of N cores running their programs of one phase, joined by the ring."""
 
     def __init__(self, target: Target, programs: dict):
@@ -523,12 +523,14 @@ def attribute(intervals, total) -> dict:
 
 def bundle_cycles(bundle, n_in: int, n_out: int) -> dict:
     """Modelled kernel cycles of one request on a compiled bundle (a Bundle or its folder):
-    {'summarize': ..., 'generate': ..., 'total': ...}; host overheads are not cycles."""
+    {'summarization': ..., 'generation': ..., 'total': ...} (dfx.arch.isa.PHASES); host overheads
+    are not cycles."""
     from dfx.perf.report import Predictor, load_programs
 
     path = getattr(bundle, "path", bundle)
     pr = Predictor(load_programs(str(path)))
     hz = pr.app.r.hz
-    s = sum(r["device_seconds"] for r in pr.summarize_calls(n_in)) * hz
-    g = sum(r["device_seconds"] for r in pr.generate_calls(n_in, n_out)) * hz if n_out > 1 else 0.0
-    return {"summarize": int(round(s)), "generate": int(round(g)), "total": int(round(s + g))}
+    s = sum(r["device_seconds"] for r in pr.summarization_calls(n_in)) * hz
+    g = sum(r["device_seconds"] for r in pr.generation_calls(n_in, n_out)) * hz if n_out > 1 else 0.0
+    s, g = int(round(s)), int(round(g))
+    return {isa.SUMMARIZATION: s, isa.GENERATION: g, "total": s + g}

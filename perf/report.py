@@ -2,11 +2,11 @@
 
 A request of `n_in` prompt tokens and `n_out` output tokens runs as the host runs it:
 
-* summarization: blocks of up to `rows` prompt tokens per call (the summarize program, r1 =
+* summarization: blocks of up to `rows` prompt tokens per call (the summarization program, r1 =
   block size, r2 = tokens before it); on a target whose ``perf.token_serial_summarize`` is
-  set (DFX), one matrix-vector pass per prompt token instead (the generate program at
+  set (DFX), one matrix-vector pass per prompt token instead (the generation program at
   positions 0 .. n_in-1). The last block's logits give the first output token.
-* generation: n_out - 1 calls of the generate program at positions n_in .. n_in+n_out-2.
+* generation: n_out - 1 calls of the generation program at positions n_in .. n_in+n_out-2.
 * every call adds the host's ``perf.call_overhead_us`` and the PCIe transfer of its ids and
   argmax.
 
@@ -21,8 +21,9 @@ from pathlib import Path
 
 import numpy as np
 
+from dfx.arch.isa import GENERATION, PHASES, SUMMARIZATION
 from dfx.arch.target import Target, load_target
-from dfx.perf.model import Appliance, CallTiming, PerfError
+from dfx.perf.model import CallTiming, CycleModel, PerfError
 
 CATS = ("matrix", "vector", "dma", "sync", "other")
 JSON_KEYS = ("ttft_ms", "decode_ms_per_token", "total_ms", "tokens_per_s", "hbm_utilization",
@@ -56,16 +57,16 @@ def load_programs(model: str, fpgas: int | None = None, target: str = "u280", ma
             raise PerfError(f"{p}: compiled for an older version of target {tname!r}; recompile the bundle")
         if fpgas is not None and fpgas != b.n:
             raise PerfError(f"{p}: the bundle is compiled for {b.n} FPGA(s), not --fpgas {fpgas}")
-        progs = {ph: [b.program(j, ph) for j in range(b.n)] for ph in ("summarize", "generate")}
+        progs = {ph: [b.program(j, ph) for j in range(b.n)] for ph in PHASES}
         cfg = m["model"]
-        return Programs(cfg.get("name", p.name), t, b.n, progs, int(m["summarize_rows"]), int(m["max_seq"]),
+        return Programs(cfg.get("name", p.name), t, b.n, progs, int(m["summarization_rows"]), int(m["max_seq"]),
                         cfg["n_layer"], 0)
     from dfx.compiler.driver import compile_model
 
     s = compile_model(str(model), 1 if fpgas is None else fpgas, None, target=target, max_seq=max_seq,
                       random_weights=True, progress=False, stop_after="place_code")
     cfg = s.model.config
-    return Programs(cfg.name, s.target, s.fpgas, s.programs, s.buffers["summarize"][0].rows, s.max_seq,
+    return Programs(cfg.name, s.target, s.fpgas, s.programs, s.buffers[SUMMARIZATION][0].rows, s.max_seq,
                     cfg.n_layer, cfg.n_params)
 
 
@@ -73,7 +74,7 @@ class Predictor:
     def __init__(self, progs: Programs, exact: bool = False, samples: int = 9):
         self.p = progs
         self.t = progs.target
-        self.app = Appliance(progs.target, progs.programs)
+        self.app = CycleModel(progs.target, progs.programs)
         self.exact = exact
         self.samples = max(2, samples)
 
@@ -115,35 +116,35 @@ class Predictor:
                 "hbm_bytes": float(max(c.hbm_bytes)), "macs": float(max(c.macs))}
 
     # ---- a whole request
-    def summarize_calls(self, n_in: int) -> list[dict]:
+    def summarization_calls(self, n_in: int) -> list[dict]:
         if n_in < 1:
             raise PerfError("--in must be at least 1 prompt token")
         if n_in > self.p.max_seq:
             raise PerfError(f"--in {n_in} is past the {self.p.max_seq}-token context the model is compiled for")
         if self.t.perf.token_serial_summarize:
-            return self.series("generate", 1, list(range(n_in)))
+            return self.series(GENERATION, 1, list(range(n_in)))
         rows, out, pos = self.p.rows, [], 0
         while pos < n_in:
             k = min(rows, n_in - pos)
-            out += self.series("summarize", k, [pos])
+            out += self.series(SUMMARIZATION, k, [pos])
             pos += k
         return out
 
-    def generate_calls(self, n_in: int, n_out: int) -> list[dict]:
+    def generation_calls(self, n_in: int, n_out: int) -> list[dict]:
         if n_out < 1:
             raise PerfError("--out must be at least 1 output token")
         if n_in + n_out - 1 > self.p.max_seq:
             raise PerfError(f"--in {n_in} + --out {n_out} is past the {self.p.max_seq}-token context")
-        return self.series("generate", 1, list(range(n_in, n_in + n_out - 1)))
+        return self.series(GENERATION, 1, list(range(n_in, n_in + n_out - 1)))
 
     def predict(self, n_in: int = 64, n_out: int = 64) -> dict:
-        summ = self.summarize_calls(n_in)
-        gen = self.generate_calls(n_in, n_out)
+        summ = self.summarization_calls(n_in)
+        gen = self.generation_calls(n_in, n_out)
         ttft = sum(r["seconds"] for r in summ)
         gen_s = sum(r["seconds"] for r in gen)
         total = ttft + gen_s
-        # decode per-token figures: the generate calls, or one at the last prompt position
-        dec = gen if gen else self.series("generate", 1, [n_in])
+        # decode per-token figures: the generation calls, or one at the last prompt position
+        dec = gen if gen else self.series(GENERATION, 1, [n_in])
         dec_s = sum(r["seconds"] for r in dec) / len(dec)
         dec_dev = sum(r["device_seconds"] for r in dec) / len(dec)
         bytes_tok = sum(r["hbm_bytes"] for r in dec) / len(dec)
@@ -172,14 +173,14 @@ class Predictor:
             "hbm_bytes_per_token": bytes_tok,
             "roofline_ms_per_token": roof * 1e3,
             "roofline_fraction": roof / dec_s,
-            "breakdown": {"decode": shares(dec), "summarize": shares(summ)},
+            "breakdown": {GENERATION: shares(dec), SUMMARIZATION: shares(summ)},
             "exact": self.exact,
         }
 
     def latency_curve(self, n_in: int, max_out: int) -> tuple[list[int], list[float]]:
         """Total ms for 1 .. max_out output tokens (one evaluation of the calls)."""
-        ttft = sum(r["seconds"] for r in self.summarize_calls(n_in))
-        gen = self.generate_calls(n_in, max_out)
+        ttft = sum(r["seconds"] for r in self.summarization_calls(n_in))
+        gen = self.generation_calls(n_in, max_out)
         outs, tot, acc = [], [], ttft
         for k in range(1, max_out + 1):
             if k > 1:
@@ -195,7 +196,7 @@ def predict(model: str, fpgas: int = 1, target: str = "u280", n_in: int = 64, n_
 
 
 def format_table(r: dict) -> str:
-    b = r["breakdown"]["decode"]
+    b = r["breakdown"][GENERATION]
     lines = [
         f"{r['model']} on {r['fpgas']} x {r['target']}, {r['in_tokens']}:{r['out_tokens']} tokens "
         f"(summarization: {r['summarization']})",

@@ -59,7 +59,7 @@ def main():
         compile_model(a.model, n, out, progress=False)
         for mode in ("fast", "exact"):
             sess = Session(out, mode=mode)
-            t = best(lambda: list(sess.generate(PROMPT, max_new_tokens=a.tokens, eos_id=None)), a.repeat)
+            t = best(lambda: sess.generate(PROMPT, max_new_tokens=a.tokens, eos_token_id=None), a.repeat)
             tps = a.tokens / t
             note = f"  (target >= 0.5x: {'met' if t_hf / t >= 0.5 else 'missed'})" if mode == "fast" else ""
             print(f"{f'dfx sim {mode}, {n} FPGA(s)':<28} {tps:>9.1f} {t_hf / t:>6.2f}x{note}", flush=True)

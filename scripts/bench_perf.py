@@ -59,7 +59,7 @@ def main(argv=None) -> int:
     print("|---|---|---|---|---|---|---|---|")
     for model, n in (("gpt2-medium", 1), ("dfx-1.5b", 4)):
         r = Predictor(progs(model, n, "u280-dfx"), exact=exact).predict(64, 64)
-        b = r["breakdown"]["decode"]
+        b = r["breakdown"]["generation"]
         print(f"| {model} | {n} | {100 * b['matrix']:.1f} % | {100 * b['vector']:.1f} % | {100 * b['dma']:.1f} % | "
               f"{100 * b['sync']:.1f} % | {100 * r['hbm_utilization']:.1f} % | {r['ttft_ms']:.1f} |")
 

@@ -76,7 +76,7 @@ def main(argv=None) -> int:
             build = time.perf_counter() - t0
             stats: dict = {}
             t0 = time.perf_counter()
-            for _ in s.generate(prompt, max_new_tokens=a.tokens, eos_id=None, stats=stats):
+            for _ in s.stream(prompt, max_new_tokens=a.tokens, eos_token_id=None, stats=stats):
                 pass
             wall = time.perf_counter() - t0
             last = s.devices[0].counters()

@@ -55,9 +55,9 @@ def bench(preset, mode, repeat):
     gc.collect()
     rng = np.random.default_rng(0)
     ids = rng.integers(0, 50257, PROMPT).tolist()
-    step(ap, state, "summarize", ids, 0)
-    step(ap, state, "generate", [ids[-1]], PROMPT)  # warm-up: fills the FP32 weight cache
-    sim = min(_timed(lambda p=p: step(ap, state, "generate", [ids[-1]], p)) for p in range(PROMPT + 1, PROMPT + 1 + repeat))
+    step(ap, state, "summarization", ids, 0)
+    step(ap, state, "generation", [ids[-1]], PROMPT)  # warm-up: fills the FP32 weight cache
+    sim = min(_timed(lambda p=p: step(ap, state, "generation", [ids[-1]], p)) for p in range(PROMPT + 1, PROMPT + 1 + repeat))
     # the same matrices: the weight regions' entries of the simulator's cache
     weights = {r.addr for r in state.plans[0].regions.values() if r.kind == "weights"}
     mats = [v[2][0] for k, v in ap.cores[0].wcache.entries.items() if k[0] in weights]

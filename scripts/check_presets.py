@@ -34,7 +34,7 @@ def main():
             dt = time.perf_counter() - t0
             Bundle(out).verify()
             size = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
-            print(f"{name:<12} {n:>5} {dt:>7.1f}s {size / 2**30:>8.2f}GiB {len(s.programs['generate'][0]):>10}  ok",
+            print(f"{name:<12} {n:>5} {dt:>7.1f}s {size / 2**30:>8.2f}GiB {len(s.programs['generation'][0]):>10}  ok",
                   flush=True)
             shutil.rmtree(out.parent)
 

@@ -28,4 +28,4 @@ echo "dfx setup: installing into .venv (log: $log)"
     pip install -q --disable-pip-version-check torch==2.13.0 &&
     pip install -q --disable-pip-version-check -e ".[ml,hw,test,plot]"
 } > "$log" 2>&1 || { tail -40 "$log"; echo "dfx setup: pip failed (full log: $log)"; exit 1; }
-python -c "import dfx.sim.kernels as k; assert k.HAVE_C, 'the compiled exact kernel did not build'"
+python -c "import dfx.sim._exact" || { echo 'dfx setup: the compiled exact kernel (sim/_exact.c) did not build'; exit 1; }

@@ -23,9 +23,10 @@ from dfx.errors import ModelError
 
 @pytest.fixture(scope="module")
 def tiny_hf(tmp_path_factory):
-    torch.manual_seed(1)
     folder = tmp_path_factory.mktemp("tiny_hf")
-    GPT2LMHeadModel(GPT2Config(n_layer=2, n_embd=64, n_head=4, n_positions=64)).save_pretrained(folder)
+    with torch.random.fork_rng():  # its own seed; torch's global generator is left as it was
+        torch.manual_seed(1)
+        GPT2LMHeadModel(GPT2Config(n_layer=2, n_embd=64, n_head=4, n_positions=64)).save_pretrained(folder)
     return folder
 
 
@@ -41,7 +42,7 @@ def test_every_preset_lowers_for_1_2_4_fpgas(preset, n):
     s = compile_model(preset, n, None, random_weights=True, progress=False, stop_after="place_code")
     cfg = s.model.config
     assert len(s.plans) == n
-    for ph in ("summarize", "generate"):
+    for ph in ("summarization", "generation"):
         for prog in s.programs[ph]:
             assert prog[-1].op.name == "end"
             ops = [i.op.name for i in prog]
@@ -87,6 +88,29 @@ def test_model_too_big_names_the_smallest_n():
                                           r"the tiny card has 1.00 GiB; the smallest --fpgas that fits is 2"):
         compile_model("gpt2-large", 1, None, target="tiny", random_weights=True, progress=False,
                       stop_after="plan_memory")
+
+
+def test_random_weights_need_only_config_json(tiny_hf, tmp_path):
+    """--random-weights takes the shapes from config.json: no weights file is needed, and a model
+    too big for the cards gets the capacity answer."""
+    from dfx.cli import main
+
+    only = tmp_path / "only"
+    only.mkdir()
+    (only / "config.json").write_text((tiny_hf / "config.json").read_text())
+    assert main(["compile", str(only), "--random-weights", "--fpgas", "2", "--target", "tiny", "--max-seq", "64",
+                 "-q", "-o", str(tmp_path / "b")]) == 0
+    m = Bundle(tmp_path / "b").manifest
+    assert m["model"]["n_layer"] == 2 and m["model"]["n_embd"] == 64 and m["fpgas"] == 2
+    assert m["weights"]["config_from"] == {"kind": "hf", "path": str(only.resolve()), "file": "config.json"}
+    with pytest.raises(ModelError, match="no weights file"):  # its own weights are needed without the flag
+        compile_model(str(only), 1, tmp_path / "c", target="tiny", progress=False)
+    cfg = json.loads((tiny_hf / "config.json").read_text())
+    cfg.update(n_layer=36, n_embd=1280, n_head=20, n_positions=1024, vocab_size=50257)  # gpt2-large's shape
+    (only / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(ModelError, match=r"only does not fit: .* the smallest --fpgas that fits is 2"):
+        compile_model(str(only), 1, tmp_path / "d", target="tiny", random_weights=True, progress=False)
+    assert not (tmp_path / "c").exists() and not (tmp_path / "d").exists()
 
 
 def _digest(folder: Path) -> dict:
@@ -146,16 +170,19 @@ def test_inspect_and_disasm(tiny_hf, tmp_path):
                        capture_output=True, text=True, check=True)
     info = json.loads(r.stdout)
     card = info["cards"][0]
-    assert card["programs"]["generate"]["by_unit"]["mpu"] == 2 * 6 + 1
-    assert card["bytes_per_token"] > 0
+    assert card["programs"]["generation"]["by_unit"]["mpu"] == 2 * 6 + 1
+    # at context max_seq - 1 a generated token reads every weight, parameter and KV-cache byte of
+    # its card once, one row each of wte and wpe (d FP16 words) and its int32 id
+    whole = sum(r["bytes"] for r in card["regions"] if r["kind"] in ("weights", "params", "kv"))
+    assert card["bytes_per_token"] == whole + 2 * (64 * 2) + 4
     r = subprocess.run([sys.executable, "-m", "dfx.cli", "disasm", str(tmp_path / "b"), "--fpga", "1",
-                        "--phase", "generate"], capture_output=True, text=True, check=True)
+                        "--phase", "generation"], capture_output=True, text=True, check=True)
     lines = r.stdout.splitlines()
-    assert lines[0].startswith("; fpga 1 generate")
+    assert lines[0].startswith("; fpga 1 generation")
     assert any(" conv1d gelu bias m=r1 k=64 n=128 " in ln for ln in lines)
     assert lines[-1].split()[1] == "end"
     # a corrupted program file: one line, no traceback
-    prog = tmp_path / "b" / "fpga0" / "generate.bin"
+    prog = tmp_path / "b" / "fpga0" / "generation.bin"
     data = bytearray(prog.read_bytes())
     data[64 * 5] = 0x3F
     prog.write_bytes(bytes(data))

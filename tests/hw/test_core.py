@@ -2,7 +2,7 @@
 
 `dfx compile --target tiny` bundles of small random GPT-2s run on N cores of hw/rtl/dfx_core_flat
 joined in a ring (the `rtl` host backend: hw/sim/dfx_tb.v on Verilator, memory models in HDL)
-and on dfx.sim in exact mode, through the same Session.generate. For every call that chooses a
+and on dfx.sim in exact mode, through the same Session.stream. For every call that chooses a
 token (the prompt's last summarization block, then each generation call) the logits and the
 chosen id must be equal bit for bit. Both sides write a retire trace (core, pc, opcode): they
 must hold the same instructions the same number of times, every opcode of the bundle's programs
@@ -26,7 +26,7 @@ pytestmark = [pytest.mark.rtl, pytest.mark.slow]
 
 # (model shape, cards, prompt tokens, generated tokens). Uneven head splits: 4 heads on 3 cards
 # (2, 1, 1) and 6 heads on 4 cards (2, 2, 1, 1). A 20-token prompt takes two summarization
-# calls on the tiny target (summarize_rows = 16).
+# calls on the tiny target (summarization_rows = 16).
 SHAPES = {"d32h4": dict(n_layer=2, n_embd=32, n_head=4, vocab_size=128),
           "d48h6": dict(n_layer=1, n_embd=48, n_head=6, vocab_size=100)}
 CASES = [("d32h4", 1, 5, 4), ("d32h4", 2, 20, 8), ("d32h4", 3, 20, 8), ("d48h6", 4, 20, 8)]
@@ -44,7 +44,7 @@ def _run(session: Session, prompt: list[int], new: int, stats: dict | None = Non
     """(token, logits) of every call of one generation: the summarization's, then each step's.
     cycles: receives each call's device_cycles, read from card 0 after the step."""
     out = []
-    for s in session.generate(prompt, max_new_tokens=new, eos_id=None, keep_logits=True, stats=stats):
+    for s in session.stream(prompt, max_new_tokens=new, eos_token_id=None, keep_logits=True, stats=stats):
         out.append((s.token, s.logits))
         if cycles is not None:
             cycles.append(session.devices[0].counters()["device_cycles"])

@@ -314,10 +314,10 @@ def test_session_drives_the_rtl_devices(bundle):
                    hbm_bytes=max(c["hbm_bytes"] for c in Bundle(bundle).cards))
     try:
         b = sess.bundle
-        logits, _best, cnt = sess.call("generate", [5], 3)
+        logits, _best, cnt = sess.call("generation", [5], 3)
         for j, c in enumerate(cnt):
             image = flat([b.hbm_channel(j, ch) for ch in range(C)])
-            assert c["detail"] == word(image, b.cards[j]["programs"]["generate"]["entry"]) != 0
+            assert c["detail"] == word(image, b.cards[j]["programs"]["generation"]["entry"]) != 0
             assert c["code"] == 0 and c["rtl_cycles"] > 0
         assert sess.devices[1].read_reg(ARG_REGS["pos"]) == 3 and sess.devices[1].read_reg(ARG_REGS["core"]) == 1
         assert logits.size == 512
