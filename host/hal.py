@@ -119,6 +119,10 @@ class Device(abc.ABC):
     def start(self) -> None:
         self.write_reg(REG_CTRL, AP_START)
 
+    def hbm_image(self, nbytes: int) -> np.ndarray:
+        """The flat HBM bytes [0, nbytes), to compare one backend's memory with another's."""
+        return np.frombuffer(self.read_mem("hbm", 0, nbytes), np.uint8)
+
     def close(self) -> None:
         pass
 
@@ -155,6 +159,13 @@ class SimDevice(Device):
 
     def read_mem(self, space, addr, nbytes):
         return self._mem(space).read(addr, nbytes, count=False).tobytes()
+
+    def hbm_image(self, nbytes=None):
+        """nbytes None: every byte up to the highest one loaded or written (zeros lie past it)."""
+        buf = self.core.hbm.buf
+        if nbytes is None or nbytes <= buf.size:
+            return buf[:nbytes].copy()
+        return np.concatenate([buf, np.zeros(nbytes - buf.size, np.uint8)])
 
     def write_reg(self, offset, value):
         if offset == REG_CTRL:
@@ -194,6 +205,7 @@ class SimGroup:
         self.n = n
         self.devices = [SimDevice(self, i) for i in range(n)]
         self.started: set[int] = set()
+        self.runs = 0  # runs of the appliance started so far
         self.trace = None
         if trace is not None:  # the rtl testbench's retire trace format; the last field is the
             self.trace = open(trace, "w")  # position in the run (the simulator has no clock)
@@ -211,6 +223,7 @@ class SimGroup:
             args.append({"entry": r.get(REG_ENTRY, 0) | (r.get(REG_ENTRY + 4, 0) << 32),
                          "ntok": r.get(REG_NTOK, 0), "pos": r.get(REG_POS, 0)})
         t0 = time.perf_counter()
+        self.runs += 1
         try:
             counters = self.appliance.run([a["entry"] for a in args], args)
         finally:

@@ -113,19 +113,21 @@ def _log_tail(path: Path, n: int = 30) -> str:
     return "\n".join(lines[-n:])
 
 
-def build(sim: str, top: str, params: dict, sources: list, name: str, waves: str | None = None) -> Path:
+def build(sim: str, top: str, params: dict, sources: list, name: str, waves: str | None = None,
+          defines: tuple = ()) -> Path:
     """Compile module `top` of `sources` with `params`; return the program to run (Verilator's
     executable, or Icarus' .vvp file). Include folders: dfx.hw.include_dirs(). waves: a wave file
     name (Verilator then builds the tracer its suffix asks for, .fst or VCD, and DFX_WAVES is
     defined; Icarus always can dump). Cached in build/rtl/<sim>/<name>-<hash>/, the hash covering
-    sources, headers, parameters and the tool's version; a lock serializes concurrent builders."""
+    sources, headers, parameters, defines and the tool's version; a lock serializes concurrent
+    builders. defines: preprocessor macros to define."""
     tool = _tool(sim)
     srcs = [Path(p).resolve() for p in sources]
     wkind = None if sim == "icarus" or not waves else ("fst" if str(waves).endswith(".fst") else "vcd")
     h = hashlib.sha256()
     version = subprocess.run([tool, "-V" if sim == "icarus" else "--version"], capture_output=True,
                              text=True).stdout.splitlines()[:1]
-    h.update(repr((sim, top, version, sorted(params.items()), wkind)).encode())
+    h.update(repr((sim, top, version, sorted(params.items()), wkind, sorted(defines))).encode())
     for p in srcs + hw.headers():
         h.update(p.name.encode() + b"\0" + p.read_bytes() + b"\0")
     name = f"{name}-{h.hexdigest()[:12]}"
@@ -144,8 +146,8 @@ def build(sim: str, top: str, params: dict, sources: list, name: str, waves: str
         tmp.mkdir()
         env = dict(os.environ)
         if sim == "icarus":
-            cmd = ["iverilog", "-g2012", "-DDFX_WAVES", "-s", top, "-o", str(tmp / exe.name),
-                   *(f"-I{d}" for d in hw.include_dirs())]
+            cmd = ["iverilog", "-g2012", "-DDFX_WAVES", *(f"-D{d}" for d in defines), "-s", top,
+                   "-o", str(tmp / exe.name), *(f"-I{d}" for d in hw.include_dirs())]
             cmd += [f"-P{top}.{k}={v}" for k, v in params.items()] + [str(s) for s in srcs]
         else:
             tool, make = _verilator()
@@ -153,7 +155,7 @@ def build(sim: str, top: str, params: dict, sources: list, name: str, waves: str
                                         + ["OPT_FAST=-O2"]).strip()
             cmd = [tool, "--binary", "--timing", "-Wno-fatal", "-Wno-lint", "-Wno-style", "--timescale", "1ns/1ps",
                    "--top-module", top, "--Mdir", str(tmp), "-o", exe.name, *(f"-I{d}" for d in hw.include_dirs()),
-                   "--build-jobs", str(os.cpu_count() or 1)]
+                   "--build-jobs", str(os.cpu_count() or 1), *(f"-D{d}" for d in defines)]
             if wkind:
                 cmd += ["--trace-fst" if wkind == "fst" else "--trace", "-DDFX_WAVES"]
             cmd += [f"-G{k}={v}" for k, v in params.items()] + [str(s) for s in srcs]
@@ -172,10 +174,12 @@ def build_tb(target: Target, n: int, sim: str = "verilator", mem_beats: int = MI
              ddr_beats: int = MIN_BEATS, ring_timeout: int = 100000, waves: str | None = None,
              rtl_sources: list | None = None) -> Path:
     """Compile dfx_tb for `target` with n cores (see build). Sources: rtl_sources (default dfx.hw.rtl_sources():
-    the core) and hw/sim/*.v (the bench, memories, links)."""
+    the core; other sources are built without the write log and fault injection, which read the
+    core's internals: DFX_WLOG) and hw/sim/*.v (the bench, memories, links)."""
     srcs = list(rtl_sources) if rtl_sources is not None else hw.rtl_sources()
     return build(sim, "dfx_tb", tb_params(target, n, mem_beats, ddr_beats, ring_timeout),
-                 srcs + sorted(hw.SIM_DIR.glob("*.v")), f"{target.name}-n{n}", waves)
+                 srcs + sorted(hw.SIM_DIR.glob("*.v")), f"{target.name}-n{n}", waves,
+                 () if rtl_sources is not None else ("DFX_WLOG",))
 
 
 class Simulator:
@@ -266,16 +270,29 @@ def hex_image(data: np.ndarray, beat_bytes: int) -> tuple[bytes, int]:
     return out.tobytes(), rows.shape[0]
 
 
+def read_hex_image(path, beat_bytes: int, beats: int) -> np.ndarray:
+    """A $writememh file (one beat per line, most significant byte first; `//` comment lines, which
+    some simulators write, are skipped) -> (beats, beat_bytes) uint8, byte 0 of a beat first."""
+    lines = [ln for ln in (x.strip() for x in Path(path).read_text().splitlines()) if ln and not ln.startswith("//")]
+    if len(lines) != beats:
+        raise DfxError(f"{path}: {len(lines)} beats, expected {beats}")
+    raw = np.frombuffer(bytes.fromhex("".join(lines).replace("x", "0").replace("X", "0")), np.uint8)
+    return raw.reshape(beats, beat_bytes)[:, ::-1]
+
+
 class RtlGroup:
     """The N devices of one testbench process. The testbench is built and started on the first
     operation that needs it; loads before that are kept as files and sent at start."""
 
     def __init__(self, target: Target, n: int, sim="verilator", waves=None, trace=None, hbm_bytes=None,
                  ddr_bytes=None, seed=1, hbm_lat=None, ddr_lat=None, hbm_stall=0, ring_timeout=100000,
-                 max_cycles=None, rtl_sources=None):
+                 max_cycles=None, rtl_sources=None, wlog=None, corrupt=None):
         _tool(sim)
+        if (wlog or corrupt) and rtl_sources is not None:
+            raise DfxError("the write log and fault injection need the real core (rtl_sources=None)")
         self.t, self.n, self.sim = target, n, sim
         self.waves, self.trace, self.rtl_sources = waves, trace, rtl_sources
+        self.wlog, self.corrupt = wlog, corrupt
         self.hbm_bytes, self.ddr_bytes = hbm_bytes, ddr_bytes
         self.plus = [f"+seed={seed}", f"+hbm_stall={hbm_stall}",
                      f"+hbm_lat={target.perf.hbm_latency_cycles if hbm_lat is None else hbm_lat}",
@@ -320,6 +337,11 @@ class RtlGroup:
             plus = list(self.plus)
             if self.trace:
                 plus.append(f"+trace={Path(self.trace).resolve()}")
+            if self.wlog:
+                plus.append(f"+wlog={Path(self.wlog).resolve()}")
+            if self.corrupt:
+                core, nth, bit = self.corrupt
+                plus += [f"+corrupt={nth}", f"+corrupt_core={core}", f"+corrupt_bit={bit}"]
             vvp_args = ()
             if self.waves:
                 plus.append(f"+waves={Path(self.waves).resolve()}")
@@ -335,10 +357,32 @@ class RtlGroup:
         the k-th word from now; kind "none" disarms."""
         self.proc.command(f"fault {link:x} {kind} {k:x} {bit:x}")
 
-    def dump(self, core: int, channel: int, path) -> None:
-        """Write a channel's whole memory ($writememh: one beat per line, most significant byte first)."""
-        beats = self.ddr_beats if channel == self.t.hbm.channels else self.mem_beats
+    def dump(self, core: int, channel: int, path, beats: int | None = None) -> None:
+        """Write a channel's first `beats` beats (default its whole memory) to a file ($writememh: one
+        beat per line, most significant byte first)."""
+        if beats is None:
+            self.proc  # started: the memory sizes are known
+            beats = self.ddr_beats if channel == self.t.hbm.channels else self.mem_beats
         self.proc.command(f"dump {core:x} {channel:x} {beats:x} {Path(path).resolve()}")
+
+    def hbm_image(self, core: int, nbytes: int | None = None) -> np.ndarray:
+        """Core `core`'s flat HBM bytes [0, nbytes) (default: all its memory models hold), read by
+        dumping each channel (a few commands, not one per beat)."""
+        t = self.t
+        pb, chans = t.port_bytes, t.hbm.channels
+        self.proc
+        total = self.mem_beats * pb * chans
+        nbytes = total if nbytes is None else nbytes
+        beats = min(self.mem_beats, -(-nbytes // (pb * chans)))
+        out = np.zeros((beats, chans, pb), np.uint8)
+        for ch in range(chans):
+            path = self.dir / f"dump-c{core}-ch{ch}.hex"
+            self.dump(core, ch, path, beats)
+            out[:, ch, :] = read_hex_image(path, pb, beats)
+        flat = out.reshape(-1)
+        if nbytes > flat.size:  # past the memory models: nothing is there
+            flat = np.concatenate([flat, np.zeros(nbytes - flat.size, np.uint8)])
+        return flat[:nbytes]
 
     def run(self, timeout_s: float) -> None:
         """Advance the clock until every started core is done; record each device's cycles."""
@@ -431,6 +475,9 @@ class RtlDevice(hal.Device):
     def read_reg(self, offset):
         return int(self.group.proc.command(f"rreg {self.index:x} {offset:x}").split()[1], 16)
 
+    def hbm_image(self, nbytes=None):
+        return self.group.hbm_image(self.index, nbytes)
+
     def finish(self, start: int, done: int) -> None:
         self.pending, self.unchecked, self.cycles = False, True, (start, done)
         self._counters.update(start_cycle=start, done_cycle=done, rtl_cycles=done - start)
@@ -457,13 +504,15 @@ class RtlBackend(hal.Backend):
 
     def open(self, n, target, sim="verilator", waves=None, trace=None, hbm_bytes=None, ddr_bytes=None, seed=1,
              hbm_lat=None, ddr_lat=None, hbm_stall=0, ring_timeout=100000, max_cycles=None, rtl_sources=None,
-             **ignored):
+             wlog=None, corrupt=None, **ignored):
         """n devices sharing one simulator. hbm_lat / ddr_lat: read latency in cycles (default the
         target's perf.hbm_latency_cycles / ddr_latency_cycles); hbm_stall: percent of cycles each
         memory handshake is held back; seed: of those stalls; ring_timeout: the core's RING_TIMEOUT;
         max_cycles: cycles one wait may simulate (None: bounded by its timeout only); trace: file of
         retired instructions; waves: a .vcd or .fst file; rtl_sources: Verilog files that replace
-        hw/rtl/*.v (tests: a stub core)."""
+        hw/rtl/*.v (tests: a stub core); wlog: file of every buffer and HBM write and retire (the
+        format is in hw/sim/dfx_tb.v; dfx.host.divergence reads it); corrupt: (core, n, bit), invert
+        bit `bit` of the n-th buffer write of that core (fault injection, to test a localiser)."""
         g = RtlGroup(target, n, sim, waves, trace, hbm_bytes, ddr_bytes, seed, hbm_lat, ddr_lat, hbm_stall,
-                     ring_timeout, max_cycles, rtl_sources)
+                     ring_timeout, max_cycles, rtl_sources, wlog, corrupt)
         return g.devices

@@ -123,6 +123,9 @@ class Core:
         self.cur = None
         self.done = False
         self.on_retire = None  # called (core id, pc, opcode) after each instruction completes
+        # called (core id, pc, space, addresses, FP16 values) for every write an instruction makes:
+        # space "buf" (word addresses) or "hbm" / "ddr" (byte addresses of the words)
+        self.on_write = None
 
     # ------------------------------------------------------------------ program
     def program(self, entry: int) -> list:
@@ -246,6 +249,9 @@ class Core:
         rows, cols = data.shape
         if self._vcheck(addr, rows, cols, stride):
             self._view(addr, rows, cols, stride)[...] = data
+            if self.on_write is not None:
+                words = addr + stride * np.arange(rows)[:, None] + np.arange(cols)[None, :]
+                self.on_write(self.id, self.pc, "buf", words.ravel(), np.asarray(data, np.uint16).ravel())
 
     def weights(self, mem: Memory, cache: RangeCache, addr, K, N, wn, batch=1, wbs=0) -> np.ndarray:
         """The (batch, K, N) FP32 matrices of the tiles at `addr`, `wbs` tiles apart
@@ -293,7 +299,11 @@ class Core:
     def _x_store(self, ins):
         rows, cols = self.cnt(ins.rows), self.cnt(ins.cols)
         base = ins.m + self.regs[ins.mreg] * ins.mregs
-        self.mem(ins.space).write_rows16(base, self.vread(ins.v, rows, cols, ins.vs), ins.ms)
+        data = self.vread(ins.v, rows, cols, ins.vs)
+        self.mem(ins.space).write_rows16(base, data, ins.ms)
+        if self.on_write is not None and data.size:
+            addrs = base + ins.ms * np.arange(rows)[:, None] + 2 * np.arange(cols)[None, :]
+            self.on_write(self.id, self.pc, isa.SPACES[ins.space], addrs.ravel(), data.ravel())
 
     def _x_embed(self, ins):
         rows, cols = self.cnt(ins.rows), self.cnt(ins.cols)
@@ -328,7 +338,10 @@ class Core:
         for b in range(max(1, ins.batch)):
             addrs.append(ins.m + b * ins.mbs * t.tile_bytes + off)
             vals.append(self.vread(ins.v + b * ins.vbs, rows, cols, ins.vs))
-        self.hbm.scatter16(np.concatenate([a.ravel() for a in addrs]), np.concatenate([v.ravel() for v in vals]))
+        addrs, vals = np.concatenate([a.ravel() for a in addrs]), np.concatenate([v.ravel() for v in vals])
+        self.hbm.scatter16(addrs, vals)
+        if self.on_write is not None:
+            self.on_write(self.id, self.pc, "hbm", addrs, vals)
 
     # ------------------------------------------------------------------ matrix unit
     def _mm(self, ins):

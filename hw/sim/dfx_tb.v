@@ -14,6 +14,23 @@
 // (32 and 6 bits per source); flushed at the end of
 // every run), +waves=PATH (optional, needs the DFX_WAVES define: $dumpfile / $dumpvars),
 // and the memory models' +hbm_lat= +ddr_lat= +hbm_stall= +seed= (hw/sim/dfx_axi_mem.v).
+// With DFX_WLOG defined (the real core: these read its internals; a stand-in core is built without):
+//   +wlog=PATH: a line for every write and retire of every core (dfx.host.divergence reads it),
+//   all numbers decimal but ADDR, MASK and DATA (hex, no leading zeros):
+//     s CORE ENTRY CYCLE                  core started a run at program address ENTRY (hex)
+//     b CORE UNIT PC ADDR MASK DATA CYCLE on-chip buffer write: word ADDR + i gets bits
+//                                         [16i+15:16i] of DATA where MASK bit i is set; UNIT
+//                                         d DMA, m MPU, v VPU, n router; PC the instruction that
+//                                         unit runs (the pc of its queue's head slot)
+//     h CORE UNIT PC BEAT STRB DATA CYCLE HBM write beat into the write engine: flat byte
+//                                         BEAT * HBM_BITS/8 + k gets bits [8k+7:8k] of DATA where
+//                                         STRB bit k is set; UNIT d DMA (PC as above), s status
+//                                         record (PC the instruction the record names)
+//     r CORE PC OP CYCLE                  retire, as in +trace
+//   +corrupt=N, +corrupt_core=C (default 0), +corrupt_bit=B (default 14): fault injection, the
+//   N-th buffer write (from 1, counted from time 0) of core C has bit B of its lowest written
+//   word inverted (the testbench flips it in the buffer's bank right after the write, before any
+//   read); the write log shows the inverted word.
 //
 // At time 0 the bench resets the cores for 4 cycles, then on every core writes GIE = 1, IER = 1
 // and 0 to every channel pointer argument (HBM, then DDR), and replies
@@ -61,6 +78,10 @@ module dfx_tb #(
     parameter integer HOSTB = 256            // bytes one wmem / rmem moves at most
 );
     localparam integer RB = 16 * RING_WORDS + 32;
+    // buffer words per access (dfx_core_flat's NB: its write port's lanes)
+    localparam integer NB1 = (VWIDTH > WIDTH) ? VWIDTH : WIDTH;
+    localparam integer NB2 = (HBM_BITS / 16 > RING_WORDS) ? HBM_BITS / 16 : RING_WORDS;
+    localparam integer NB = (NB1 > NB2) ? NB1 : NB2;
     localparam integer NM = CH + ((HAS_DDR != 0) ? 1 : 0);     // memory models per core
     localparam [1:0] OP_LOAD = 2'd0, OP_DUMP = 2'd1, OP_WMEM = 2'd2, OP_RMEM = 2'd3;
 
@@ -85,7 +106,8 @@ module dfx_tb #(
     reg [31:0] f_k = 32'd0, f_bit = 32'd0;
 
     wire [64*NCORES-1:0] done_at;              // per core: cycle of its last interrupt rise
-    integer rsp = 0, trace = 0;
+    integer rsp = 0, trace = 0, wlog = 0;
+    integer c_n = 0, c_core = 0, c_bit = 14;        // +corrupt: write number, core, bit
 
     // backdoor requests: the interpreter sets bd_*, triggers bd_go and waits for bd_done; the
     // memory model (bd_core, bd_ch) serves the request and writes the reply
@@ -246,11 +268,60 @@ module dfx_tb #(
 
         integer ri;
         always @(posedge clk)
-            if (trace != 0)
-                for (ri = 0; ri < 4; ri = ri + 1)
-                    if (u_core.dbg_retire[ri])
+            for (ri = 0; ri < 4; ri = ri + 1)
+                if (u_core.dbg_retire[ri]) begin
+                    if (trace != 0)
                         $fwrite(trace, "%0d %0d %0d %0d\n", gi, u_core.dbg_retire_pc[32*ri +: 32],
                                 u_core.dbg_retire_op[6*ri +: 6], cycle);
+                    if (wlog != 0)
+                        $fwrite(wlog, "r %0d %0d %0d %0d\n", gi, u_core.dbg_retire_pc[32*ri +: 32],
+                                u_core.dbg_retire_op[6*ri +: 6], cycle);
+                end
+
+`ifdef DFX_WLOG
+        if (1) begin : g_wlog
+            // +corrupt: this core's c_n-th buffer write has bit c_bit of its lowest word inverted: the
+            // word is flipped in the buffer's bank (dfx_vbuf: word a in bank a % NB, row a / NB) one
+            // time unit after the edge that wrote it, before any read can see it
+            integer seen = 0, ci, lane = 0;
+            reg [63:0] fword = 64'd0;
+            event flip;
+            for (gc = 0; gc < NB; gc = gc + 1) begin : g_flip
+                always @(flip) if (fword % NB == gc) begin
+                    #1;
+                    u_core.u_vbuf.g_bank[gc].mem[fword / NB][c_bit] = !u_core.u_vbuf.g_bank[gc].mem[fword / NB][c_bit];
+                end
+            end
+
+            // the write log: what the buffer's write port and the HBM write engine take at this edge
+            reg [16*NB-1:0] bdata;
+            always @(posedge clk) begin
+                bdata = u_core.bw_data;
+                if (u_core.bw_en && c_n != 0 && c_core == gi && seen < c_n) begin
+                    seen = seen + 1;
+                    if (seen == c_n) begin
+                        for (ci = NB - 1; ci >= 0; ci = ci - 1) if (u_core.bw_mask[ci]) lane = ci;
+                        fword = (u_core.bw_addr + lane) % VBUF_WORDS;
+                        bdata[16 * lane + c_bit] = !bdata[16 * lane + c_bit];
+                        -> flip;
+                    end
+                end
+                if (wlog != 0) begin
+                    if (u_core.core_start) $fwrite(wlog, "s %0d %0h %0d\n", gi, u_core.a_entry, cycle);
+                    if (u_core.bw_en)
+                        $fwrite(wlog, "b %0d %s %0d %0h %0h %0h %0d\n", gi,
+                                u_core.mpu_bw ? "m" : u_core.vpu_bw ? "v" : u_core.dma_wg ? "d" : "n",
+                                (u_core.mpu_bw || u_core.vpu_bw) ? u_core.pc1 : u_core.dma_wg ? u_core.pc0 : u_core.pc2,
+                                u_core.bw_addr, u_core.bw_mask, bdata, cycle);
+                    if (u_core.wq_valid && u_core.wq_ready)
+                        // the DMA's beat, or (the units idle: dma_wq_valid low) the status record's
+                        $fwrite(wlog, "h %0d %s %0d %0h %0h %0h %0d\n", gi, u_core.dma_wq_valid ? "d" : "s",
+                                u_core.dma_wq_valid ? u_core.pc0 : u_core.e_pc,
+                                u_core.wq_beat, u_core.wq_strb, u_core.wq_data, cycle);
+                end
+            end
+        end
+`endif
     end endgenerate
 
     // ------------------------------------------------------------------ AXI4-Lite master
@@ -374,6 +445,13 @@ module dfx_tb #(
         end
         rsp = $fopen(path, "w");
         if ($value$plusargs("trace=%s", path)) trace = $fopen(path, "w");
+`ifdef DFX_WLOG
+        if ($value$plusargs("wlog=%s", path)) wlog = $fopen(path, "w");
+        if ($value$plusargs("corrupt=%d", c_n)) begin
+            if (!$value$plusargs("corrupt_core=%d", c_core)) c_core = 0;
+            if (!$value$plusargs("corrupt_bit=%d", c_bit)) c_bit = 14;
+        end
+`endif
 `ifdef DFX_WAVES
         if ($value$plusargs("waves=%s", path)) begin
             $dumpfile(path);
@@ -394,6 +472,7 @@ module dfx_tb #(
             cmd = 0;
             if ($fscanf(fd, "%s", cmd) != 1) begin                        // end of file
                 if (trace != 0) $fclose(trace);
+                if (wlog != 0) $fclose(wlog);
                 $finish;
             end
             if (cmd == "load" || cmd == "dump") nf = $fscanf(fd, "%h %h %h %s", a0, a1, a2, bd_file) - 4;
@@ -450,6 +529,7 @@ module dfx_tb #(
                 for (i = 0; i < NCORES; i = i + 1)
                     if (is_done(i) && irq[i]) axil_write(i, `DFX_REG_ISR, 32'd1, at);
                 if (trace != 0) $fflush(trace);
+                if (wlog != 0) $fflush(wlog);
                 $fwrite(rsp, "%0s %0h", a1 ? "done" : "timeout", cycle);
                 for (i = 0; i < NCORES; i = i + 1) begin
                     if (started[i]) $fwrite(rsp, " %0h", start_at[i]);
@@ -476,6 +556,7 @@ module dfx_tb #(
                 $fwrite(rsp, "bye\n");
                 $fflush(rsp);
                 if (trace != 0) $fclose(trace);
+                if (wlog != 0) $fclose(wlog);
                 $finish;
             end
         end

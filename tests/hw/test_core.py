@@ -2,11 +2,17 @@
 
 `dfx compile --target tiny` bundles of small random GPT-2s run on N cores of hw/rtl/dfx_core_flat
 joined in a ring (the `rtl` host backend: hw/sim/dfx_tb.v on Verilator, memory models in HDL)
-and on dfx.sim in exact mode, through the same Session.stream. For every call that chooses a
-token (the prompt's last summarization block, then each generation call) the logits and the
-chosen id must be equal bit for bit. Both sides write a retire trace (core, pc, opcode): they
-must hold the same instructions the same number of times, every opcode of the bundle's programs
-must have retired on every core, and each core's status record must report a clean END.
+and on dfx.sim in exact mode, through the same Session.stream. After every call (each
+summarization block and each generation step) every card's whole HBM must be equal bit for bit
+(the logits, argmax and KV cache are in it; the RTL's status record is not compared), and for
+every call that chooses a token the logits and the chosen id. Both sides write a retire trace
+(core, pc, opcode): they must hold the same instructions the same number of times, every opcode
+of the bundle's programs must have retired on every core, and each core's status record must
+report a clean END. On any difference the test runs the same calls again with both write logs
+on and fails naming the first instruction whose writes differ (dfx.host.divergence).
+
+The localiser itself is tested by fault injection: the testbench inverts one bit of one buffer
+write (+corrupt) and the localiser must name the instruction that made that write.
 """
 
 import json
@@ -19,8 +25,9 @@ import torch
 from transformers import GPT2Config, GPT2LMHeadModel
 
 from dfx.arch import encoding, isa
+from dfx.compiler.bundle import Bundle
 from dfx.compiler.driver import compile_model
-from dfx.host.runtime import Session
+from dfx.host.divergence import RecordingSession, hbm_difference, localise
 
 pytestmark = [pytest.mark.rtl, pytest.mark.slow]
 
@@ -40,7 +47,7 @@ def _model(folder: Path, shape: str) -> Path:
     return folder
 
 
-def _run(session: Session, prompt: list[int], new: int, stats: dict | None = None, cycles: list | None = None):
+def _run(session: RecordingSession, prompt: list[int], new: int, stats: dict | None = None, cycles: list | None = None):
     """(token, logits) of every call of one generation: the summarization's, then each step's.
     cycles: receives each call's device_cycles, read from card 0 after the step."""
     out = []
@@ -58,21 +65,51 @@ def _opcodes(bundle: Path, card: dict) -> set[int]:
     return ops
 
 
-@pytest.mark.parametrize("shape,n,prompt_len,new", CASES, ids=[f"{s}-n{n}" for s, n, _, _ in CASES])
-def test_bundle_rtl_equals_exact_sim(tmp_path_factory, tmp_path, shape, n, prompt_len, new):
+def _bundle(tmp_path_factory, tmp_path, shape, n, prompt_len):
     model = _model(tmp_path_factory.getbasetemp() / f"gpt2-{shape}", shape)
     bundle = tmp_path / "b"
     compile_model(str(model), n, bundle, target="tiny", max_seq=64, progress=False)
     rng = np.random.default_rng(prompt_len * 10 + n)
     prompt = [int(t) for t in rng.integers(1, SHAPES[shape]["vocab_size"], prompt_len)]
-    sim = Session(bundle, backend="sim", mode="exact", trace=tmp_path / "sim-retire.txt")
+    cards = json.loads((bundle / "manifest.json").read_text())["cards"]
+    return bundle, prompt, cards, dict(sim="verilator", hbm_bytes=max(c["hbm_bytes"] for c in cards))
+
+
+def _differences(cards, target, sim: RecordingSession, rtl: RecordingSession, want, got, sim_ret, rtl_ret) -> list[str]:
+    """Every difference between the two runs, first call first: HBM after each call, the chosen
+    ids and logits, then the retire counts."""
+    out = []
+    assert len(rtl.calls) == len(sim.calls)
+    for k, (r, s) in enumerate(zip(rtl.calls, sim.calls)):
+        d = hbm_difference(cards, r.hbm, s.hbm, target)
+        if d is not None:
+            out.append(f"call {k} ({r.phase}, pos {r.pos}, {r.ntok} tokens): HBM differs, rtl vs sim: {d}")
+    for k, ((gt, gl), (wt, wl)) in enumerate(zip(got, want)):
+        if gt != wt:
+            out.append(f"step {k}: rtl chose {gt}, the exact simulator {wt}")
+        if not np.array_equal(gl.view(np.uint32), wl.view(np.uint32)):
+            out.append(f"step {k}: logits differ")
+    for key in sorted(sim_ret.keys() | rtl_ret.keys()):
+        if rtl_ret[key] != sim_ret[key]:
+            out.append(f"core {key[0]} pc {key[1]} ({isa.BY_CODE[key[2]].name}) retired {rtl_ret[key]} times "
+                       f"on the RTL, {sim_ret[key]} in the simulator")
+    return out
+
+
+def _retired(path: Path) -> Counter:
+    return Counter(tuple(map(int, line.split()[:3])) for line in path.read_text().splitlines())
+
+
+@pytest.mark.parametrize("shape,n,prompt_len,new", CASES, ids=[f"{s}-n{n}" for s, n, _, _ in CASES])
+def test_bundle_rtl_equals_exact_sim(tmp_path_factory, tmp_path, shape, n, prompt_len, new):
+    bundle, prompt, cards, rtl_opts = _bundle(tmp_path_factory, tmp_path, shape, n, prompt_len)
+    sim = RecordingSession(bundle, backend="sim", mode="exact", trace=tmp_path / "sim-retire.txt")
     try:
         want = _run(sim, prompt, new)
     finally:
         sim.close()
-    cards = json.loads((bundle / "manifest.json").read_text())["cards"]
     trace = tmp_path / "retire.txt"
-    rtl = Session(bundle, backend="rtl", sim="verilator", hbm_bytes=max(c["hbm_bytes"] for c in cards), trace=trace)
+    rtl = RecordingSession(bundle, backend="rtl", trace=trace, **rtl_opts)
     try:
         stats, cycles = {}, []
         got = _run(rtl, prompt, new, stats, cycles)
@@ -80,17 +117,15 @@ def test_bundle_rtl_equals_exact_sim(tmp_path_factory, tmp_path, shape, n, promp
     finally:
         rtl.close()
     assert len(got) == len(want) == new
-    for k, ((gt, gl), (wt, wl)) in enumerate(zip(got, want)):
-        assert gt == wt, f"call {k}: rtl chose {gt}, the exact simulator {wt}"
-        assert np.array_equal(gl.view(np.uint32), wl.view(np.uint32)), f"call {k}: logits differ"
+    # both retire traces (lines: core pc op cycle) hold the same instructions, as often
+    rtl_ret, sim_ret = _retired(trace), _retired(tmp_path / "sim-retire.txt")
+    problems = _differences(cards, sim.target, sim, rtl, want, got, sim_ret, rtl_ret)
+    if problems:
+        div = localise(bundle, prompt, new, tmp_path / "rtl-writes.log", **rtl_opts)
+        pytest.fail(f"{len(problems)} differences, the first: {problems[0]}\nthe first instruction whose writes "
+                    f"differ: {div if div is not None else 'none (every write of every instruction matches)'}")
     # `dfx generate --json` reports device_cycles per phase: the generation calls' cycles, summed
     assert stats["generation"].counters["device_cycles"] == sum(cycles[1:])
-    # both retire traces (lines: core pc op cycle) hold the same instructions, as often
-    rtl_ret = Counter(tuple(map(int, line.split()[:3])) for line in trace.read_text().splitlines())
-    sim_ret = Counter(tuple(map(int, line.split()[:3])) for line in (tmp_path / "sim-retire.txt").read_text().splitlines())
-    for key in sim_ret.keys() | rtl_ret.keys():
-        assert rtl_ret[key] == sim_ret[key], (f"core {key[0]} pc {key[1]} ({isa.BY_CODE[key[2]].name}) retired "
-                                              f"{rtl_ret[key]} times on the RTL, {sim_ret[key]} in the simulator")
     # every opcode of the programs retired on every core
     retired = [set() for _ in range(n)]
     for core, _pc, op in rtl_ret:
@@ -102,3 +137,31 @@ def test_bundle_rtl_equals_exact_sim(tmp_path_factory, tmp_path, shape, n, promp
     # the last call's status record: a clean END, with cycles counted
     for c in counters:
         assert c["code"] == 0 and c["cycles"] > 0 and c["retired"] == c["pc"] + 1
+
+
+def test_fault_injected_into_one_buffer_write_is_named_by_the_localiser(tmp_path_factory, tmp_path):
+    """+corrupt inverts bit 14 of the lowest word of core 1's N-th buffer write, N chosen in the
+    middle of the second call (the first generation step). Without it the localiser reports
+    nothing; with it, it names that call, core and pc (the instruction the clean run's write log
+    shows making the N-th write), the word, and values that differ in exactly that bit."""
+    core, bit = 1, 14
+    bundle, prompt, cards, rtl_opts = _bundle(tmp_path_factory, tmp_path, "d32h4", 2, 5)
+    clean_log = tmp_path / "clean.log"
+    clean = localise(bundle, prompt, 2, clean_log, **rtl_opts)
+    assert clean is None, f"without a fault the localiser reports {clean}"
+    writes, call = [], -1  # core 1's buffer writes in order: (call, pc, word of the lowest lane)
+    for f in (line.split() for line in clean_log.read_text().splitlines()):
+        if f[0] == "s" and int(f[1]) == core:
+            call += 1
+        elif f[0] == "b" and int(f[1]) == core:
+            mask = int(f[5], 16)
+            writes.append((call, int(f[3]), int(f[4], 16) + (mask & -mask).bit_length() - 1))
+    second = [i for i, w in enumerate(writes) if w[0] == 1]
+    assert second, "core 1 made no buffer write in the second call"
+    nth = second[len(second) // 2] + 1
+    _call, pc, word = writes[nth - 1]
+    op = Bundle(bundle).program(core, "generation")[pc].op.name
+    div = localise(bundle, prompt, 2, tmp_path / "faulty.log", corrupt=(core, nth, bit), **rtl_opts)
+    assert div is not None, "the injected fault was not found"
+    assert (div.call, div.core, div.pc, div.op) == (1, core, pc, op), f"expected call 1, core {core}, pc {pc} ({op}): {div}"
+    assert div.space == "buf" and div.addr == word and div.rtl ^ div.sim == 1 << bit, str(div)
