@@ -31,7 +31,6 @@ from dfx.arch import kernel
 from dfx.arch.encoding import to_asm
 from dfx.arch.target import Target
 from dfx.errors import DfxError
-from dfx.host import hal
 from dfx.host.runtime import Session
 from dfx.sim.memory import channel_of
 
@@ -153,8 +152,7 @@ class SimWriteLog(WriteLog):
         def on_write(core, pc, space, addrs, values):
             log = self.run(dev.group.runs - 1, core)
             if log.program is None:
-                r = dev.regs
-                log.entry = r.get(hal.REG_ENTRY, 0) | (r.get(hal.REG_ENTRY + 4, 0) << 32)
+                log.entry = dev.entry
                 log.program = dev.core.program(log.entry)
             if space != "buf":
                 addrs, values = _bytes_of(addrs, values)

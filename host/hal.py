@@ -160,6 +160,11 @@ class SimDevice(Device):
     def read_mem(self, space, addr, nbytes):
         return self._mem(space).read(addr, nbytes, count=False).tobytes()
 
+    @property
+    def entry(self) -> int:
+        """The 64-bit entry argument as the host wrote it (low word at REG_ENTRY)."""
+        return self.regs.get(REG_ENTRY, 0) | (self.regs.get(REG_ENTRY + 4, 0) << 32)
+
     def hbm_image(self, nbytes=None):
         """nbytes None: every byte up to the highest one loaded or written (zeros lie past it)."""
         buf = self.core.hbm.buf
@@ -220,7 +225,7 @@ class SimGroup:
             r = d.regs
             if r.get(REG_CORE, d.index) != d.index or r.get(REG_NCORES, self.n) != self.n:
                 raise DfxError(f"device {d.index}: core id / ncores registers do not match the ring")
-            args.append({"entry": r.get(REG_ENTRY, 0) | (r.get(REG_ENTRY + 4, 0) << 32),
+            args.append({"entry": d.entry,
                          "ntok": r.get(REG_NTOK, 0), "pos": r.get(REG_POS, 0)})
         t0 = time.perf_counter()
         self.runs += 1

@@ -23,10 +23,9 @@ from dfx.compiler.bundle import Bundle
 from dfx.errors import DfxError
 from dfx.host.hal import open_devices
 from dfx.host.sampling import check_params, sample
+from dfx.host.tokenizer import GPT2_EOS_ID  # the default eos_token_id (as in GPT-2's HF generation config)
 from dfx.sim import numerics as nx
 
-
-GPT2_EOS = 50256  # GPT-2's <|endoftext|>, the default eos_token_id (as in its HF generation config)
 
 
 class GenerationError(DfxError):
@@ -141,7 +140,7 @@ class Session:
                                   f"this bundle was compiled for (--max-seq)")
 
     def stream(self, input_ids, max_new_tokens: int = 32, do_sample: bool = False, temperature: float = 1.0,
-               top_k: int = 50, top_p: float = 1.0, eos_token_id: int | None = GPT2_EOS, seed: int = 0,
+               top_k: int = 50, top_p: float = 1.0, eos_token_id: int | None = GPT2_EOS_ID, seed: int = 0,
                stats: dict | None = None, keep_logits: bool = False) -> Iterator[Step]:
         """Yield the generated tokens one by one (generate() takes the same arguments).
         `stats` (a dict) receives PhaseStats per phase."""
@@ -188,7 +187,7 @@ class Session:
             yield Step(i, tok, GENERATION, logits if keep_logits else None)
 
     def generate(self, input_ids, max_new_tokens: int = 32, do_sample: bool = False, temperature: float = 1.0,
-                 top_k: int = 50, top_p: float = 1.0, eos_token_id: int | None = GPT2_EOS, seed: int = 0,
+                 top_k: int = 50, top_p: float = 1.0, eos_token_id: int | None = GPT2_EOS_ID, seed: int = 0,
                  stats: dict | None = None) -> list[int]:
         """Hugging Face generate() for one sequence: the prompt's ids followed by the new ones.
 

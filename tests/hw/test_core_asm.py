@@ -95,12 +95,13 @@ def image(prog: list, data: dict, end: bool = True, entry: int = CODE) -> np.nda
 
 
 def execute(backend: str, progs: list, data=None, read=(OUT, OUT_BYTES), args=None, end=True, entry=CODE,
-            target=T, before_start=None) -> list:
+            target=T, before_start=None, counters: list | None = None) -> list:
     """Run one program per core (`progs`) on `backend` ("sim": the exact simulator; "verilator" or
     "icarus": the rtl backend) from zeroed memory; return each core's HBM bytes at read = (address,
     bytes). data: {address: bytes or array} for every core, or a list of them, one per core; args:
     ntok and pos; before_start(group): called with the rtl devices' group before the start (to break
-    a ring link). A faulting run raises its dfx.errors type."""
+    a ring link); counters: a list that receives each core's status counters. A faulting run raises
+    its dfx.errors type."""
     n = len(progs)
     per_core = data if isinstance(data, list) else [data or {}] * n
     if backend == "sim":
@@ -120,6 +121,8 @@ def execute(backend: str, progs: list, data=None, read=(OUT, OUT_BYTES), args=No
             d.start()
         for d in devs:
             d.wait(TIMEOUT_S)
+        if counters is not None:
+            counters.extend(d.counters() for d in devs)
         return [d.read_mem("hbm", *read) for d in devs]
     finally:
         devs[0].close()
@@ -412,21 +415,13 @@ def mpu_program(M: int, K: int, N: int) -> tuple[list, dict]:
     return prog, {DATA: x, WBASE: tiles}
 
 
-def mpu_run(M: int, K: int, N: int) -> tuple[dict, bytes]:
-    """mpu_program on core 0 of the rtl backend with full-rate memory (no stalls; the target's HBM
-    latency): (core 0's status counters, the product read back from HBM)."""
+def mpu_run(M: int, K: int, N: int, backend: str = RTL) -> tuple[dict, bytes]:
+    """mpu_program on core 0 (the rtl backend's memory never stalls unless asked: full rate, with
+    the target's HBM latency): (core 0's status counters, the product read back from HBM)."""
     prog, data = mpu_program(M, K, N)
-    devs = open_devices("rtl", RTL_CORES, T, sim=RTL, ring_timeout=RING_TIMEOUT, hbm_stall=0)
-    try:
-        d = devs[0]
-        for c, chan in enumerate(channel_images(image(prog, data), T.hbm.channels, T.port_bytes)):
-            d.load_hbm_channel(c, chan)
-        d.set_args(entry=CODE, core=0, ncores=1, status=STATUS, ntok=1, pos=0)
-        d.start()
-        d.wait(TIMEOUT_S)
-        return d.counters(), d.read_mem("hbm", OUT, M * N * WORD)
-    finally:
-        devs[0].close()
+    counters: list = []
+    out = execute(backend, [prog], data=data, read=(OUT, M * N * WORD), counters=counters)
+    return counters[0], out[0]
 
 
 def test_mpu_takes_one_weight_tile_per_cycle_at_full_rate_memory():
@@ -435,8 +430,7 @@ def test_mpu_takes_one_weight_tile_per_cycle_at_full_rate_memory():
     per tile, and its result is the simulator's. scripts/bench_rtl.py prints the figure."""
     M, K, N = MPU_SHAPE
     counters, got = mpu_run(M, K, N)
-    prog, data = mpu_program(M, K, N)
-    want = execute("sim", [prog], data=data, read=(OUT, M * N * WORD))[0]
+    _, want = mpu_run(M, K, N, backend="sim")
     assert got == want, _first_diff(got, want)
     n_tiles = M * ktiles(K, W) * ntiles(N, L)
     busy = counters["busy_mpu"]
