@@ -16,7 +16,8 @@ generation call (from its status record).
 Then the MPU's throughput with full-rate memory: the conv1d program of
 tests/hw/test_core_asm.py (mpu_program; 4 x 128 x 256, 4,096 weight tiles, tiny target, HBM
 latency 8 cycles, no stalls) on Verilator: tiles per MPU-busy cycle, which that test requires to
-be at least 0.95. --no-mpu leaves it out.
+be at least 0.95. --mpu-shape M K N runs another conv1d (its weights must fit the test's HBM
+layout); --no-mpu leaves it out.
 """
 
 from __future__ import annotations
@@ -43,6 +44,8 @@ def main(argv=None) -> int:
     ap.add_argument("--tokens", type=int, default=8, help="tokens generated (default 8)")
     ap.add_argument("--json", action="store_true", help="print one JSON object per card count")
     ap.add_argument("--no-mpu", action="store_true", help="skip the MPU throughput figure")
+    ap.add_argument("--mpu-shape", type=int, nargs=3, metavar=("M", "K", "N"),
+                    help="the conv1d of the MPU figure (default the test's, 4 128 256)")
     a = ap.parse_args(argv)
 
     import torch
@@ -102,17 +105,17 @@ def main(argv=None) -> int:
               f"{gen.counters['device_cycles'] / max(gen.calls, 1):.0f} per token)")
         print(f"      card 0, last call: {lc['cycles']} cycles, busy {busy}")
     if not a.no_mpu:
-        mpu_figure(a.json)
+        mpu_figure(a.json, a.mpu_shape)
     return 0
 
 
-def mpu_figure(as_json: bool) -> None:
+def mpu_figure(as_json: bool, shape=None) -> None:
     """The MPU throughput figure, from the same program and runner as its test."""
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "hw"))
     import test_core_asm as asm
     from dfx.arch.layout import ktiles, ntiles
 
-    M, K, N = asm.MPU_SHAPE
+    M, K, N = shape or asm.MPU_SHAPE
     asm.rtl.build_tb(asm.T, asm.RTL_CORES, asm.RTL, ring_timeout=asm.RING_TIMEOUT)
     counters, _ = asm.mpu_run(M, K, N)
     tiles = M * ktiles(K, asm.W) * ntiles(N, asm.L)
