@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from dfx.arch.encoding import unpack_program
+from dfx.arch.hbm import deinterleave
 from dfx.errors import BundleError, EncodingError
 
 FORMAT = "dfx-bundle"
@@ -39,16 +40,6 @@ def sha256(data) -> str:
 def _canonical(manifest: dict) -> bytes:
     m = {k: v for k, v in manifest.items() if k != "manifest_sha256"}
     return json.dumps(m, sort_keys=True, separators=(",", ":")).encode()
-
-
-def channel_images(flat: np.ndarray, channels: int, port_bytes: int) -> list[np.ndarray]:
-    """De-interleave a flat HBM image into its per-channel images."""
-    stripe = channels * port_bytes
-    n = -(-flat.size // stripe) * stripe
-    if n != flat.size:
-        flat = np.concatenate([flat, np.zeros(n - flat.size, np.uint8)])
-    v = flat.reshape(-1, channels, port_bytes)
-    return [np.ascontiguousarray(v[:, c, :]).reshape(-1) for c in range(channels)]
 
 
 def write_bundle(out: Path, manifest: dict, programs: list[dict], images, target) -> Path:
@@ -74,7 +65,7 @@ def write_bundle(out: Path, manifest: dict, programs: list[dict], images, target
                 src = images.ddr[j] if r["space"] == "ddr" else flat
                 r["sha256"] = sha256(src[r["addr"]: r["addr"] + r["bytes"]])
         files = []
-        for c, img in enumerate(channel_images(flat, C, P)):
+        for c, img in enumerate(deinterleave(flat, P, C)):
             name = f"fpga{j}/hbm/ch{c:02d}.bin"
             img.tofile(tmp / name)
             files.append({"channel": c, "file": name, "bytes": int(img.size), "sha256": sha256(img)})

@@ -24,6 +24,7 @@ import dfx
 from dfx.arch import isa
 from dfx.arch.isa import GENERATION, PHASES, SUMMARIZATION
 from dfx.arch.encoding import encode, pack_program
+from dfx.arch.hbm import region_extent
 from dfx.arch.target import Target, load_target
 from dfx.compiler import bundle as bundle_mod
 from dfx.compiler.lower import fit_rows, lower_program
@@ -125,13 +126,13 @@ def manifest_pass(s: CompileState) -> None:
         for ph in PHASES:  # the instruction memory is a region of HBM like any other
             words = b"".join(encode(i) for i in s.programs[ph][j])
             s.images.hbm[j][ent[ph]: ent[ph] + len(words)] = np.frombuffer(words, np.uint8)
-        C = t.hbm.channels
         regions = [{
             "name": r.name, "space": r.space, "kind": r.kind, "addr": r.addr, "bytes": r.nbytes,
             "zero": r.zero, "sha256": None,
             "channels": "all" if r.space == "hbm" else [0],
-            "channel_offset": r.addr // C if r.space == "hbm" else r.addr,
-            "channel_bytes": -(-r.nbytes // C) if r.space == "hbm" else r.nbytes,
+            **dict(zip(("channel_offset", "channel_bytes"),
+                       region_extent(r.addr, r.nbytes, t.port_bytes, t.hbm.channels) if r.space == "hbm"
+                       else (r.addr, r.nbytes))),
         } for r in sorted(plan.regions.values(), key=lambda r: (r.space, r.addr))]
         cards.append({
             "id": j,

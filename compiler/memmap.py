@@ -1,9 +1,9 @@
 """The memory map of each card: every tensor placed in HBM (or DDR), made once here.
 
 The HBM is one flat address space interleaved over the pseudo-channels at the port width
-(dfx.sim.memory), and every region is aligned to a stripe (one beat on every channel =
-one weight tile), so region r occupies channel bytes [addr/C, (addr+size)/C) on *every*
-channel: weights stream from all 32 channels at once. The manifest, the host's buffers,
+(dfx.arch.hbm), and every region is aligned to a stripe (one beat on every channel =
+one weight tile), so region r occupies the same channel bytes on *every* channel
+(dfx.arch.hbm.region_extent): weights stream from all 32 channels at once. The manifest, the host's buffers,
 the Vitis link config and the cocotb memory models all read this map.
 
 Order in HBM: code, small parameters (LayerNorm, biases), weight tiles layer by layer, the

@@ -7,6 +7,8 @@ lists. DDR gets its own port where the target has DDR.
 
 from __future__ import annotations
 
+from dfx.arch.hbm import region_extent
+
 KERNEL = "dfx_core"
 CU = "dfx_core_1"
 
@@ -20,8 +22,8 @@ def link_config(target, card_plan) -> str:
     ]
     for r in sorted(card_plan.regions.values(), key=lambda r: (r.space, r.addr)):
         if r.space == "hbm":
-            lines.append(f"#   {r.name:<16} flat 0x{r.addr:010x} +{r.nbytes:>11}  per channel +{-(-r.nbytes // C):>10}"
-                         f"  at 0x{r.addr // C:08x}")
+            off, per = region_extent(r.addr, r.nbytes, target.port_bytes, C)
+            lines.append(f"#   {r.name:<16} flat 0x{r.addr:010x} +{r.nbytes:>11}  per channel +{per:>10}  at 0x{off:08x}")
     lines += ["", "[connectivity]", f"nk={KERNEL}:1:{CU}"]
     for c in range(C):
         lines.append(f"sp={CU}.m_axi_hbm{c:02d}:HBM[{c}]")

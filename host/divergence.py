@@ -32,7 +32,7 @@ from dfx.arch.encoding import to_asm
 from dfx.arch.target import Target
 from dfx.errors import DfxError
 from dfx.host.runtime import Session
-from dfx.sim.memory import channel_of
+from dfx.arch.hbm import channel_of
 
 SPACE_NAMES = {"buf": "buffer word", "hbm": "HBM byte", "ddr": "DDR byte"}
 UNITS = {"d": "dma", "m": "mpu", "v": "vpu", "n": "net", "s": "status"}

@@ -24,9 +24,9 @@ import numpy as np
 from dfx import errors
 from dfx.arch import kernel
 from dfx.arch.encoding import decode, to_asm
+from dfx.arch.hbm import beat_chunks
 from dfx.arch.target import Target, load_target
 from dfx.errors import DeviceTimeout, DfxError, EncodingError
-from dfx.sim.memory import channel_of
 
 REG_CTRL, REG_GIE, REG_IER, REG_ISR = kernel.REG_CTRL, kernel.REG_GIE, kernel.REG_IER, kernel.REG_ISR
 AP_START, AP_DONE, AP_IDLE = kernel.AP_START, kernel.AP_DONE, kernel.AP_IDLE
@@ -35,16 +35,6 @@ ARG_REGS = {a.name: a.offset for a in kernel.kernel_args(load_target("tiny")) if
 REG_ENTRY, REG_NTOK, REG_POS, REG_CORE, REG_NCORES, REG_STATUS = (
     ARG_REGS[k] for k in ("entry", "ntok", "pos", "core", "ncores", "status"))
 WIDE_ARGS = {a.name for a in kernel.kernel_args(load_target("tiny")) if a.bits == 64}
-
-
-def beat_chunks(addr: int, nbytes: int, port_bytes: int, channels: int):
-    """Flat HBM host I/O split at beat boundaries: (channel, channel offset, offset in data, bytes)."""
-    off = 0
-    while off < nbytes:
-        ch, caddr = channel_of(addr + off, port_bytes, channels)
-        n = min(port_bytes - (addr + off) % port_bytes, nbytes - off)
-        yield ch, caddr, off, n
-        off += n
 
 
 def check_status(raw: bytes, index: int) -> dict:

@@ -35,6 +35,7 @@ import numpy as np
 
 from dfx import hw
 from dfx.arch import kernel
+from dfx.arch.hbm import beat_chunks
 from dfx.arch.target import Target
 from dfx.errors import DeviceTimeout, DfxError
 from dfx.host import hal
@@ -449,7 +450,7 @@ class RtlDevice(hal.Device):
             for off in range(0, nbytes, HOSTB):
                 yield self.t.hbm.channels, addr + off, off, min(HOSTB, nbytes - off)
             return
-        yield from hal.beat_chunks(addr, nbytes, self.t.port_bytes, self.t.hbm.channels)
+        yield from beat_chunks(addr, nbytes, self.t.port_bytes, self.t.hbm.channels)
 
     def write_mem(self, space, addr, data):
         data = bytes(data)

@@ -44,7 +44,7 @@ from dfx.arch.regs import apply_alu, arg_regs, count
 from dfx.arch.layout import ktiles, ntiles, tile_word_offsets
 from dfx.arch.target import Target
 from dfx.errors import DfxError
-from dfx.sim.memory import channel_split, rows_split
+from dfx.arch.hbm import channel_split, rows_split
 
 UNITS = ("dma", "mpu", "vpu", "net")
 CATEGORY = {"mpu": "matrix", "vpu": "vector", "dma": "dma", "net": "sync"}

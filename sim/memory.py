@@ -1,54 +1,15 @@
 """External memories of one card: HBM (flat, interleaved over pseudo-channels) and DDR.
 
-The ISA addresses HBM with one flat byte address. The DMA engine interleaves it over the
-pseudo-channels at the port width (64 bytes on the U280): flat beat b lives on channel
-b % C at channel offset (b // C) * port_bytes. A weight tile (lanes x width x 2 bytes =
-C x port_bytes) is therefore exactly one beat on every channel, so the matrix unit reads
-all channels in parallel. Per-channel images (what the host loads into each HBM[i]
-buffer, what the cocotb memory models hold) are derived by dfx.compiler.bundle.channel_images
-and mapped back by `channel_of`.
+The ISA addresses HBM with one flat byte address, interleaved over the pseudo-channels by
+the rule of dfx.arch.hbm; the per-channel byte counters follow it.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from dfx.arch.hbm import channel_split, rows_split, stripes
 from dfx.errors import AddressError
-
-
-def channel_split(addr: int, nbytes: int, port_bytes: int, channels: int) -> np.ndarray:
-    """Bytes of the flat range [addr, addr+nbytes) that fall on each channel."""
-    out = np.zeros(channels, np.int64)
-    if nbytes <= 0:
-        return out
-    b0, b1 = addr // port_bytes, (addr + nbytes - 1) // port_bytes
-    nb = b1 - b0 + 1
-    out += (nb // channels) * port_bytes
-    rem = nb % channels
-    if rem:
-        idx = (b0 % channels + np.arange(rem)) % channels
-        out[idx] += port_bytes
-    out[b0 % channels] -= addr - b0 * port_bytes
-    out[b1 % channels] -= (b1 + 1) * port_bytes - (addr + nbytes)
-    return out
-
-
-def channel_of(addr: int, port_bytes: int, channels: int) -> tuple[int, int]:
-    """Flat HBM byte address -> (pseudo-channel, byte offset in that channel)."""
-    beat = addr // port_bytes
-    return beat % channels, (beat // channels) * port_bytes + addr % port_bytes
-
-
-def rows_split(addr: int, rows: int, cols: int, stride: int, port_bytes: int, channels: int) -> np.ndarray:
-    """Bytes per channel of rows x cols FP16 words at `addr` with a row stride in bytes."""
-    if rows == 0 or cols == 0:
-        return np.zeros(channels, np.int64)
-    if stride == cols * 2:
-        return channel_split(addr, rows * cols * 2, port_bytes, channels)
-    out = np.zeros(channels, np.int64)
-    for r in range(rows):
-        out += channel_split(addr + r * stride, cols * 2, port_bytes, channels)
-    return out
 
 
 class Memory:
@@ -152,6 +113,6 @@ class Memory:
         self.ensure(nbeats * stripe)
         padded = np.zeros(nbeats * self.port_bytes, np.uint8)
         padded[: data.size] = data
-        self.buf[: nbeats * stripe].reshape(-1, self.channels, self.port_bytes)[:, channel, :] = \
+        stripes(self.buf[: nbeats * stripe], self.port_bytes, self.channels)[:, channel, :] = \
             padded.reshape(-1, self.port_bytes)
         self.invalidate(0, nbeats * stripe)

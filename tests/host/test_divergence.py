@@ -12,7 +12,7 @@ from transformers import GPT2Config, GPT2LMHeadModel
 from dfx.compiler.bundle import Bundle
 from dfx.compiler.driver import compile_model
 from dfx.host.divergence import RecordingSession, SimWriteLog, first_divergence, hbm_difference
-from dfx.sim.memory import channel_of
+from dfx.arch.hbm import channel_of
 
 PROMPT, NEW = [3, 1, 4, 1, 5], 2
 

@@ -31,7 +31,7 @@ from dfx.arch import isa, kernel
 from dfx.arch.encoding import assemble, encode, encode_int, make, to_asm
 from dfx.arch.layout import ktiles, ntiles, pack_tiles
 from dfx.arch.target import load_target
-from dfx.compiler.bundle import channel_images
+from dfx.arch.hbm import deinterleave
 from dfx.host import rtl
 from dfx.host.hal import open_devices
 
@@ -112,7 +112,7 @@ def execute(backend: str, progs: list, data=None, read=(OUT, OUT_BYTES), args=No
     try:
         for j, d in enumerate(devs):
             img = image(progs[j], per_core[j], end, entry)
-            for c, chan in enumerate(channel_images(img, target.hbm.channels, target.port_bytes)):
+            for c, chan in enumerate(deinterleave(img, target.port_bytes, target.hbm.channels)):
                 d.load_hbm_channel(c, chan)
             d.set_args(entry=entry, core=j, ncores=n, status=STATUS, **{"ntok": 1, "pos": 0, **(args or {})})
         if before_start is not None:

@@ -25,7 +25,7 @@ from dfx.compiler.bundle import Bundle
 from dfx.errors import DeviceTimeout, DfxError, RingDeadlock
 from dfx.host import rtl
 from dfx.host.hal import REG_CTRL, REG_GIE, REG_IER, AP_IDLE, ARG_REGS, open_devices
-from dfx.sim.memory import channel_of
+from dfx.arch.hbm import channel_of, interleave
 
 pytestmark = pytest.mark.rtl
 
@@ -56,8 +56,8 @@ def images(n: int, nbytes: int = 2048, seed: int = 0):
 
 
 def flat(chans) -> np.ndarray:
-    """The flat HBM image whose per-channel images are `chans` (the inverse of channel_images)."""
-    return np.stack([c.reshape(-1, P) for c in chans], axis=1).reshape(-1)
+    """The flat HBM image whose per-channel images are `chans`."""
+    return interleave(chans, P)
 
 
 def load(devs, imgs) -> None:
