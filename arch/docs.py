@@ -34,7 +34,7 @@ word otherwise). The Verilog header hw/gen/include/dfx_isa.vh is generated from 
   addressed in words; operands are 2-D (rows x cols with a row stride).
 - **Registers** r0..r15, 32-bit integers; r0 reads 0 and cannot be written. The host writes the
   arguments before a run:
-{chr(10).join(f'  - `{r}`: {doc}' for r, doc in isa.ARG_REGS.items())}
+{chr(10).join(f'  - `r{r}` ({name}): {doc}' for name, (r, doc) in isa.ARG_REGS.items())}
 - **Counts** (`cnt` fields) are 15-bit immediates or `rN` (the register's value).
 
 ## Ordering

@@ -37,18 +37,24 @@ FIELD_BASE = 8  # first bit after the opcode and two reserved bits
 NUM_REGS = 16
 CNT_REG_FLAG = 1 << 15
 
-# Host-visible argument registers, written by the controller before a run starts.
+# Argument registers: name -> (register, meaning). The controller loads each from the kernel
+# argument of the same name (dfx.arch.kernel) before a run starts; the registers after them
+# are free for programs.
 ARG_REGS = {
-    "r1": "ntok: tokens in this call (rows of the summarization block, 1 when generating)",
-    "r2": "pos: position of the first token of this call (tokens already in the KV cache)",
-    "r3": "core: this core's id on the ring, 0 .. ncores-1",
-    "r4": "ncores: cores on the ring",
+    "ntok": (1, "tokens in this call (rows of the summarization block, 1 when generating)"),
+    "pos": (2, "position of the first token of this call (tokens already in the KV cache)"),
+    "core": (3, "this core's id on the ring, 0 .. ncores-1"),
+    "ncores": (4, "cores on the ring"),
 }
+FIRST_FREE_REG = 1 + max(r for r, _doc in ARG_REGS.values())
 
 # The two phases of generation. Each card holds one program per phase (in this order in its
 # code region); bundles, manifests, the runtime's statistics, `dfx generate --json` and the
 # performance model all name them so.
 SUMMARIZATION, GENERATION = PHASES = ("summarization", "generation")
+
+# lmhead's argmax record: FP16 words index low half, index high half, value (see its ref below)
+ARGMAX_WORDS = 3
 
 UNITS = ("ctrl", "dma", "mpu", "vpu", "net")
 BARRIER_BITS = {"dma": 1, "mpu": 2, "vpu": 4, "net": 8}

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 
+from dfx.arch import isa
 from dfx.arch.target import Target
 
 REG_CTRL, REG_GIE, REG_IER, REG_ISR = 0x00, 0x04, 0x08, 0x0C
@@ -37,10 +38,7 @@ def kernel_args(t: Target) -> tuple[Arg, ...]:
     """Every argument of dfx_core for target t, with its register offset."""
     args = [
         Arg("entry", 64, "scalar", "flat HBM byte address of the program to run"),
-        Arg("ntok", 32, "scalar", "r1: tokens in this call"),
-        Arg("pos", 32, "scalar", "r2: tokens already in the KV cache"),
-        Arg("core", 32, "scalar", "r3: this core's id on the ring"),
-        Arg("ncores", 32, "scalar", "r4: cores on the ring"),
+        *(Arg(name, 32, "scalar", f"r{reg}: {doc}") for name, (reg, doc) in isa.ARG_REGS.items()),
         Arg("status", 64, "scalar", "flat HBM byte address of the status record the core writes"),
     ]
     for c in range(t.hbm.channels):

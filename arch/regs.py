@@ -39,7 +39,8 @@ def count(regs: list, raw: int) -> int:
 
 
 def arg_regs(ntok: int, pos: int, core: int, ncores: int) -> list:
-    """The register file as the host leaves it at the start of a run."""
+    """The register file as the host leaves it at the start of a run (dfx.arch.isa.ARG_REGS)."""
     regs = [0] * isa.NUM_REGS
-    regs[1], regs[2], regs[3], regs[4] = ntok, pos, core, ncores
+    for name, v in (("ntok", ntok), ("pos", pos), ("core", core), ("ncores", ncores)):
+        regs[isa.ARG_REGS[name][0]] = v
     return regs

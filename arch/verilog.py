@@ -119,6 +119,9 @@ def kernel_header() -> str:
         elif ptr_base is None:
             ptr_base = a.offset
     lines.append(f"`define DFX_ARG_PTR_BASE 'h{ptr_base:02x}  // HBM channel c's base at PTR_BASE + 8c, DDR after them")
+    lines.append("// argument registers: the register each scalar argument of that name is loaded into")
+    for name, (reg, _doc) in isa.ARG_REGS.items():
+        lines.append(f"`define DFX_ARGREG_{name.upper():<8} {reg}")
     lines += ["// status record, written to HBM at the status argument on END and on an error",
               f"`define DFX_STATUS_MAGIC 32'h{kernel.STATUS_MAGIC:08x}",
               f"`define DFX_STATUS_BYTES {kernel.STATUS_BYTES}"]

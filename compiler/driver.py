@@ -30,7 +30,7 @@ from dfx.compiler import bundle as bundle_mod
 from dfx.compiler.lower import fit_rows, lower_program
 from dfx.compiler.memmap import check_fits, plan_card
 from dfx.compiler.pack import pack_weights
-from dfx.compiler.partition import plan_partition
+from dfx.compiler.partition import check_fpgas, plan_partition
 from dfx.compiler.vitis import link_config
 from dfx.errors import ModelError
 
@@ -195,8 +195,7 @@ def compile_model(spec: str, fpgas: int, out, target: str = "u280", max_seq: int
                   random_weights: bool = False, seed: int = 0, init_std: float = 0.02, model=None,
                   progress: bool = True, stop_after: str | None = None) -> CompileState:
     """Run the passes in order (up to `stop_after`); returns the state."""
-    if not isinstance(fpgas, int) or fpgas < 1:
-        raise ModelError(f"--fpgas must be a positive integer, got {fpgas}")
+    check_fpgas(fpgas)
     s = CompileState(spec=spec, fpgas=fpgas, target=load_target(target), max_seq=max_seq,
                      random_weights=random_weights, seed=seed, init_std=init_std, progress=progress,
                      model=model, out=Path(out) if out is not None else None)

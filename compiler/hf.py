@@ -22,7 +22,7 @@ import numpy as np
 
 from dfx.errors import ModelError
 
-from .model import GPT2Config, GPT2Model, Weights, canonical_shapes, check_shape
+from .model import FFN_MULT, GPT2Config, GPT2Model, Weights, canonical_shapes, check_shape
 
 PREFIX = "transformer."
 IGNORED_SUFFIXES = (".attn.bias", ".attn.masked_bias")  # causal-mask buffers, not parameters
@@ -57,8 +57,8 @@ def config_from_hf(cfg: dict, name: str, where: str = "config.json") -> GPT2Conf
     for k, v in list(vals.items()) + [("n_positions", n_pos)]:
         if isinstance(v, bool) or not isinstance(v, int):
             raise ModelError(f"{where}: {k} must be an integer, got {v!r}")
-    if cfg.get("n_inner") not in (None, 4 * vals["n_embd"]):
-        raise ModelError(f"{where}: n_inner={cfg['n_inner']} is not supported (GPT-2 uses 4 * n_embd)")
+    if cfg.get("n_inner") not in (None, FFN_MULT * vals["n_embd"]):
+        raise ModelError(f"{where}: n_inner={cfg['n_inner']} is not supported (GPT-2 uses {FFN_MULT} * n_embd)")
     eps = cfg.get("layer_norm_epsilon", HF_DEFAULTS["layer_norm_epsilon"])
     try:
         return GPT2Config(n_layer=vals["n_layer"], n_embd=vals["n_embd"], n_head=vals["n_head"],

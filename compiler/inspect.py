@@ -1,61 +1,35 @@
 """`dfx inspect`: what a bundle holds and what it costs, read statically from its programs.
 
 `walk(program, ntok, pos, core, ncores)` follows the register writes of a straight-line
-program and yields each instruction with its counts resolved (counts may name registers);
-`traffic(...)` gives the external-memory bytes one instruction moves. Both are plain
-functions of the ISA, usable by any tool that reads programs.
+program and yields each instruction with the registers it issues with; the bytes each
+instruction moves come from dfx.arch.effects.
 """
 
 from __future__ import annotations
 
 from collections import Counter
 
-from dfx.arch import isa
+from dfx.arch.effects import effects
 from dfx.arch.isa import GENERATION, SUMMARIZATION
 from dfx.arch.encoding import to_asm
-from dfx.arch.layout import ktiles, ntiles
-from dfx.arch.regs import apply_alu, arg_regs, count
+from dfx.arch.regs import apply_alu, arg_regs
 
 
 def walk(prog, ntok: int, pos: int, core: int = 0, ncores: int = 1):
-    """Yield (instr, counts) with every count field resolved against the registers."""
+    """Yield (instr, registers as it issues) along a straight-line program."""
     regs = arg_regs(ntok, pos, core, ncores)
     for ins in prog:
         apply_alu(ins, regs)
-        counts = {f.name: count(regs, ins.f[f.name]) for f in ins.op.fields if f.kind == "cnt"}
-        counts["_regs"] = regs
-        yield ins, counts
-
-
-def traffic(ins, c: dict, target) -> dict:
-    """External-memory bytes of one instruction: {"hbm_read", "hbm_write", "ddr_read", "ddr_write"}."""
-    name = ins.op.name
-    out = {"hbm_read": 0, "hbm_write": 0, "ddr_read": 0, "ddr_write": 0}
-    if ins.op.unit == "dma":
-        space = "ddr" if "space" in ins.f and isa.SPACES[ins.space] == "ddr" else "hbm"
-        nbytes = c["rows"] * c["cols"] * 2
-        if name in ("load", "embed"):
-            out[space + "_read"] += nbytes
-            if name == "embed":
-                out["hbm_read"] += 4 * c["rows"]
-        elif name == "store":
-            out[space + "_write"] += nbytes
-        elif name == "kvstore":
-            out["hbm_write"] += nbytes * max(1, ins.batch)
-    elif ins.op.unit == "mpu":
-        L, W = target.matrix.lanes, target.matrix.width
-        tiles = ktiles(c["k"], W) * ntiles(c["n"], L) * max(1, ins.batch)
-        out["hbm_read"] += tiles * target.tile_bytes
-    return out
+        yield ins, regs
 
 
 def program_summary(prog, target, ntok: int, pos: int, core: int, ncores: int) -> dict:
     units, ops = Counter(), Counter()
     t = Counter()
-    for ins, c in walk(prog, ntok, pos, core, ncores):
+    for ins, regs in walk(prog, ntok, pos, core, ncores):
         units[ins.op.unit] += 1
         ops[ins.op.name] += 1
-        t.update(traffic(ins, c, target))
+        t.update(effects(ins, regs, target, ncores).totals())
     return {"instructions": sum(units.values()), "by_unit": dict(units), "by_op": dict(ops), "bytes": dict(t)}
 
 

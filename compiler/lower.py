@@ -16,13 +16,15 @@ import dataclasses
 
 import numpy as np
 
+from dfx.arch import isa
 from dfx.arch.encoding import Instr, f16_bits, f32_bits, make
 from dfx.arch.layout import ktiles
 from dfx.arch.target import Target
 from dfx.compiler.memmap import CardPlan
 from dfx.errors import ModelError
 
-R_NTOK, R_POS, R_L, R_SROWS, R_LAST = "r1", "r2", "r8", "r9", "r10"
+R_NTOK, R_POS = (f"r{isa.ARG_REGS[k][0]}" for k in ("ntok", "pos"))
+R_L, R_SROWS, R_LAST = "r8", "r9", "r10"
 CONST_REGS = ("r11", "r12", "r13", "r14", "r15")
 
 
@@ -34,7 +36,7 @@ class BufferPlan:
 
 
 def plan_buffers(cfg, card: CardPlan, target: Target, rows: int, max_seq: int) -> BufferPlan:
-    d, F = cfg.n_embd, 4 * cfg.n_embd
+    d, F = cfg.n_embd, cfg.d_ff
     W = target.matrix.width
     h0, h1 = card.widths["heads"]
     hl = h1 - h0
@@ -47,7 +49,7 @@ def plan_buffers(cfg, card: CardPlan, target: Target, rows: int, max_seq: int) -
         ("QKV", rows * 3 * (card.widths["attn"][1] - card.widths["attn"][0])),
         ("S", rows * hl * lrow), ("RMAX", rows * hl), ("RSUM", rows * hl), ("RINV", rows * hl),
         ("AFULL", rows * d), ("PFULL", rows * d), ("FFULL", rows * F),
-        ("LOGITS", v1 - v0), ("ARGMAX", 4),
+        ("LOGITS", v1 - v0), ("ARGMAX", isa.ARGMAX_WORDS),
     ]
     addr, pos = {}, 0
     for name, size in sizes:
@@ -95,8 +97,9 @@ class Emitter:
 def lower_program(cfg, card: CardPlan, part, target: Target, bp: BufferPlan, max_seq: int) -> list[Instr]:
     """The instruction stream of one card for a block of up to bp.rows tokens."""
     W = target.matrix.width
-    d, F, V = cfg.n_embd, 4 * cfg.n_embd, cfg.vocab_size
-    hd = d // cfg.n_head
+    AW = isa.ARGMAX_WORDS
+    d, F, V = cfg.n_embd, cfg.d_ff, cfg.vocab_size
+    hd = cfg.head_dim
     n, j = part.n, card.card
     B = bp.addr
     R = card.regions
@@ -197,8 +200,8 @@ def lower_program(cfg, card: CardPlan, part, target: Target, bp: BufferPlan, max
     e("load", rows=2, cols=d, v=B["LNP"], vs=d, m=R["ln_f"].addr, ms=d * 2)
     layernorm(B["X"], B["LNP"], B["LNP"] + d, B["HN"])
     e("lmhead", m=1, k=e.count(d), n=e.count(vw), x=B["HN"], xs=d, xreg=R_LAST, w=R["lm_head"].addr,
-      wn=ktiles(d, W), out=B["LOGITS"], os=vw, aux=B["ARGMAX"], **{"as": 3})
+      wn=ktiles(d, W), out=B["LOGITS"], os=vw, aux=B["ARGMAX"], **{"as": AW})
     e("store", rows=1, cols=e.count(vw), v=B["LOGITS"], vs=vw, m=R["io.logits"].addr, ms=vw * 2)
-    e("store", rows=1, cols=3, v=B["ARGMAX"], vs=3, m=R["io.argmax"].addr, ms=6)
+    e("store", rows=1, cols=AW, v=B["ARGMAX"], vs=AW, m=R["io.argmax"].addr, ms=2 * AW)
     e("end")
     return e.prog

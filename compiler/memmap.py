@@ -66,7 +66,7 @@ class _Alloc:
 
 def kv_geometry(cfg, target: Target, max_seq: int) -> dict:
     L, W = target.matrix.lanes, target.matrix.width
-    hd = cfg.n_embd // cfg.n_head
+    hd = cfg.head_dim
     k_wn = ktiles(hd, W)  # K: k = head dim, n = token
     v_wn = ktiles(max_seq, W)  # V (transposed): k = token, n = head dim
     return {
@@ -77,7 +77,7 @@ def kv_geometry(cfg, target: Target, max_seq: int) -> dict:
 
 def plan_card(cfg, part: Partition, j: int, target: Target, max_seq: int, code_bytes: int = 0) -> CardPlan:
     L, W = target.matrix.lanes, target.matrix.width
-    d, F, V = cfg.n_embd, 4 * cfg.n_embd, cfg.vocab_size
+    d, F, V = cfg.n_embd, cfg.d_ff, cfg.vocab_size
     a0, a1 = part.attn[j]
     p0, p1 = part.proj[j]
     f0, f1 = part.ffn[j]
@@ -103,7 +103,7 @@ def plan_card(cfg, part: Partition, j: int, target: Target, max_seq: int, code_b
     data_end = hbm.pos
     hbm.add("io.ids", target.buffers.max_rows * 4, "io", zero=True)
     hbm.add("io.logits", vw * 2, "io", zero=True)
-    hbm.add("io.argmax", 8, "io", zero=True)
+    hbm.add("io.argmax", 2 * isa.ARGMAX_WORDS, "io", zero=True)
     hbm.add("io.status", kernel.STATUS_BYTES, "io", zero=True)
     kv = kv_geometry(cfg, target, max_seq)
     for layer in range(cfg.n_layer):

@@ -32,6 +32,7 @@ from dfx.errors import ModelError
 # Activations the IR can describe. "gelu_new" is the tanh form (HF gelu_new, gelu_pytorch_tanh,
 # gelu_fast: the form the hardware computes); "gelu" is the exact erf form.
 ACTIVATIONS = ("gelu_new", "gelu")
+FFN_MULT = 4  # GPT-2's MLP width is 4 * n_embd (d_ff)
 
 
 @dataclass(frozen=True)
@@ -66,13 +67,14 @@ class GPT2Config:
 
     @property
     def d_ff(self) -> int:
-        return 4 * self.n_embd
+        return FFN_MULT * self.n_embd
 
     @property
     def n_params(self) -> int:
         """Parameters, counting the tied LM head once (wte)."""
-        d, L = self.n_embd, self.n_layer
-        per_layer = 12 * d * d + 13 * d
+        d, f, L = self.n_embd, self.d_ff, self.n_layer
+        # qkv and projection (4 d x d), fc and fc2 (2 d x f), their biases, two LayerNorms
+        per_layer = 4 * d * d + 2 * d * f + (3 * d + d + f + d) + 4 * d
         return self.vocab_size * d + self.n_positions * d + L * per_layer + 2 * d
 
     @property

@@ -47,17 +47,23 @@ class Partition:
         return {k: [list(r) for r in v] if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
 
 
+def check_fpgas(n) -> int:
+    """The one check of a card count (`--fpgas`, `dfx.compile(fpgas=...)`, `dfx perf`)."""
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ModelError(f"--fpgas must be a positive integer, got {n!r}")
+    return n
+
+
 def plan_partition(cfg, n: int, lanes: int) -> Partition:
-    if not isinstance(n, int) or n < 1:
-        raise ModelError(f"--fpgas must be a positive integer, got {n}")
+    check_fpgas(n)
     if n > cfg.n_head:
         raise ModelError(f"--fpgas {n} is more than the {cfg.n_head} attention heads of {cfg.name}; "
                          f"use 1 to {cfg.n_head}")
-    hd = cfg.n_embd // cfg.n_head
+    hd = cfg.head_dim
     heads = split_even(cfg.n_head, n)
     attn = tuple((lo * hd, hi * hd) for lo, hi in heads)
     proj = split_even(cfg.n_embd, n, lanes)
-    ffn = split_even(4 * cfg.n_embd, n, lanes)
+    ffn = split_even(cfg.d_ff, n, lanes)
     vocab = split_even(cfg.vocab_size, n, lanes)
     for name, s in (("projection", proj), ("FFN", ffn), ("vocabulary", vocab)):
         if any(hi <= lo for lo, hi in s):

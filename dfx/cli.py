@@ -28,8 +28,6 @@ def _int(v):
 def cmd_compile(a) -> int:
     from dfx.compiler.driver import compile_model, default_output
 
-    if a.fpgas < 1:
-        raise DfxError(f"--fpgas must be at least 1, got {a.fpgas}")
     out = Path(a.output) if a.output else default_output(a.model, a.fpgas)
     t0 = time.perf_counter()
     s = compile_model(a.model, a.fpgas, out, target=a.target, max_seq=a.max_seq,

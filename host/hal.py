@@ -31,9 +31,9 @@ from dfx.errors import DeviceTimeout, DfxError, EncodingError
 REG_CTRL, REG_GIE, REG_IER, REG_ISR = kernel.REG_CTRL, kernel.REG_GIE, kernel.REG_IER, kernel.REG_ISR
 AP_START, AP_DONE, AP_IDLE = kernel.AP_START, kernel.AP_DONE, kernel.AP_IDLE
 # scalar arguments: name -> register offset (the same for every target: pointers come after them)
-ARG_REGS = {a.name: a.offset for a in kernel.kernel_args(load_target("tiny")) if a.kind == "scalar"}
+ARG_OFFSETS = {a.name: a.offset for a in kernel.kernel_args(load_target("tiny")) if a.kind == "scalar"}
 REG_ENTRY, REG_NTOK, REG_POS, REG_CORE, REG_NCORES, REG_STATUS = (
-    ARG_REGS[k] for k in ("entry", "ntok", "pos", "core", "ncores", "status"))
+    ARG_OFFSETS[k] for k in ("entry", "ntok", "pos", "core", "ncores", "status"))
 WIDE_ARGS = {a.name for a in kernel.kernel_args(load_target("tiny")) if a.bits == 64}
 
 
@@ -101,7 +101,7 @@ class Device(abc.ABC):
 
     def set_args(self, **args) -> None:
         for k, v in args.items():
-            off = ARG_REGS[k]
+            off = ARG_OFFSETS[k]
             self.write_reg(off, v & 0xFFFFFFFF)
             if k in WIDE_ARGS:
                 self.write_reg(off + 4, v >> 32)
@@ -260,7 +260,7 @@ class XrtDevice(Device):
     def _bo(self, port: int, nbytes: int):
         bo = self.bos.get(port)
         if bo is None or bo.size() < nbytes:
-            bo = self.pyxrt.bo(self.dev, nbytes, self.pyxrt.bo.normal, self.kernel.group_id(len(ARG_REGS) + port))
+            bo = self.pyxrt.bo(self.dev, nbytes, self.pyxrt.bo.normal, self.kernel.group_id(len(ARG_OFFSETS) + port))
             self.bos[port] = bo
         return bo
 
@@ -299,9 +299,9 @@ class XrtDevice(Device):
         if offset == REG_CTRL and value & AP_START:
             s = self.scalars
             ports = [self.bos[p] for p in sorted(self.bos)]
-            self.run = self.kernel(*(s[k] for k in ARG_REGS), *ports)
+            self.run = self.kernel(*(s[k] for k in ARG_OFFSETS), *ports)
             return
-        for k, off in ARG_REGS.items():
+        for k, off in ARG_OFFSETS.items():
             if offset == off:
                 self.scalars[k] = (self.scalars[k] & ~0xFFFFFFFF) | value
             elif k in WIDE_ARGS and offset == off + 4:
@@ -370,7 +370,7 @@ class PynqDevice(XrtDevice):
     def write_reg(self, offset, value):
         if offset == REG_CTRL and value & AP_START:
             s = self.scalars
-            self.handle = self.kernel.start(*(s[k] for k in ARG_REGS),
+            self.handle = self.kernel.start(*(s[k] for k in ARG_OFFSETS),
                                             *[self.bufs[p] for p in sorted(self.bufs)])
             return
         super().write_reg(offset, value)

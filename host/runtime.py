@@ -17,7 +17,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from dfx.arch.isa import GENERATION, PHASES, SUMMARIZATION
+from dfx.arch.isa import ARGMAX_WORDS, GENERATION, PHASES, SUMMARIZATION
 from dfx.arch.target import load_target
 from dfx.compiler.bundle import Bundle
 from dfx.errors import DfxError
@@ -121,7 +121,7 @@ class Session:
             v0, v1 = cards[j]["io"]["vocab"]
             raw = np.frombuffer(dev.read_mem("hbm", cards[j]["io"]["logits"], (v1 - v0) * 2), np.uint16)
             logits.append(raw)
-            am = np.frombuffer(dev.read_mem("hbm", cards[j]["io"]["argmax"], 6), np.uint16)
+            am = np.frombuffer(dev.read_mem("hbm", cards[j]["io"]["argmax"], 2 * ARGMAX_WORDS), np.uint16)
             idx, val = v0 + (int(am[0]) | int(am[1]) << 16), nx.from_f16_bits(am[2:3])[0]
             if not np.isnan(val) and (best is None or val > best[1]):
                 best = (idx, val)

@@ -42,8 +42,6 @@ def add_parser(subparsers):
 def run(args) -> int:
     from dfx.perf.report import Predictor, format_table, load_programs
 
-    if args.fpgas is not None and args.fpgas < 1:
-        raise DfxError(f"--fpgas must be at least 1, got {args.fpgas}")
     progs = load_programs(args.model, args.fpgas, args.target, args.max_seq)
     pred = Predictor(progs, exact=args.exact)
     r = pred.predict(args.n_in, args.n_out)

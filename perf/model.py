@@ -27,8 +27,9 @@ instruction a start and a completion time in kernel cycles:
   ``ring.hop_latency_cycles`` per hop; an all-gather is (N-1) ring steps and starts when the
   last core reaches it. send/recv pair across neighbours.
 
-Byte counts per HBM channel follow the same rules as the functional simulator
-(dfx.sim.memory), so the model's traffic equals the simulator's counters (tests/perf).
+What each instruction reads and writes (its scoreboard ranges) and the bytes it moves on
+each HBM channel come from the table of instruction effects (dfx.arch.effects), which
+tests/test_effects.py holds equal to the functional simulator's counters on every opcode.
 """
 
 from __future__ import annotations
@@ -40,11 +41,11 @@ from collections import defaultdict, deque
 import numpy as np
 
 from dfx.arch import isa
-from dfx.arch.regs import apply_alu, arg_regs, count
-from dfx.arch.layout import ktiles, ntiles, tile_word_offsets
+from dfx.arch.effects import effects
+from dfx.arch.regs import apply_alu, arg_regs
+from dfx.arch.layout import ktiles, ntiles
 from dfx.arch.target import Target
 from dfx.errors import DfxError
-from dfx.arch.hbm import channel_split, rows_split
 
 UNITS = ("dma", "mpu", "vpu", "net")
 CATEGORY = {"mpu": "matrix", "vpu": "vector", "dma": "dma", "net": "sync"}
@@ -112,19 +113,6 @@ class _Core:
         self.t, self.r, self.prog, self.core, self.n = t, rates, prog, core, ncores
         self.C, self.P = t.hbm.channels, t.port_bytes
 
-    # ---- operand helpers
-    cnt = staticmethod(count)
-
-    @staticmethod
-    def span(addr, rows, cols, stride):
-        if rows <= 0 or cols <= 0:
-            return None
-        return (addr, addr + (rows - 1) * stride + cols)
-
-    def rows_split(self, addr, rows, cols, stride_bytes):
-        """Per-channel bytes of rows x cols FP16 words (the simulator's counting)."""
-        return rows_split(addr, rows, cols, stride_bytes, self.P, self.C)
-
     # ---- the schedule of one call (a generator: yields at ring instructions)
     def run(self, ntok: int, pos: int, ids=None):
         t, R = self.t, self.r
@@ -150,7 +138,6 @@ class _Core:
         intervals = []  # (start, end, unit)
         ubusy = defaultdict(float)
         reg_done = 0.0
-        v = self.span
         for ins in self.prog:
             op = ins.op
             name, unit = op.name, op.unit
@@ -170,112 +157,45 @@ class _Core:
             sq = starts[unit]
             if len(sq) >= q:
                 dispatch = max(dispatch, sq[-q])
-            reads, writes = [], []  # (space, lo, hi)
-            f = ins.f
+            e = effects(ins, regs, t, self.n, ids if name == "embed" else None)
+            reads = [(sp_, (lo, hi)) for sp_, lo, hi in e.reads]
+            writes = [(sp_, (lo, hi)) for sp_, lo, hi in e.writes]
+            hread += e.hbm_read
+            hwrite += e.hbm_write
+            ddr += e.ddr_read + e.ddr_write
+            macs += e.macs
+            ring += e.ring_sent
             if unit == "dma":
-                sp = "ddr" if name in ("load", "store", "embed") and isa.SPACES[ins.space] == "ddr" else "hbm"
-                rows, cols = self.cnt(regs, ins.rows), self.cnt(regs, ins.cols)
-                if name in ("load", "store"):
-                    base = ins.m + regs[ins.mreg] * ins.mregs
-                    ms = v(base, rows, cols * 2, ins.ms) if rows and cols else None
-                    bs = v(ins.v, rows, cols, ins.vs)
-                    if sp == "hbm":
-                        by = self.rows_split(base, rows, cols, ins.ms)
-                    else:
-                        by = rows * cols * 2
-                    if name == "load":
-                        reads.append((sp, ms)); writes.append(("buf", bs))
-                    else:
-                        reads.append(("buf", bs)); writes.append((sp, ms))
-                    chan = by if sp == "hbm" else None
-                    nbytes = by if sp == "ddr" else 0
-                    if sp == "hbm":
-                        (hread if name == "load" else hwrite)[:] += by
-                    else:
-                        ddr += by
-                elif name == "embed":
-                    idb = channel_split(ins.ids, 4 * rows, self.P, C)
-                    hread += idb
-                    reads.append(("hbm", (ins.ids, ins.ids + 4 * rows)))
-                    tok = [0] * rows if ids is None else list(ids)[:rows]
-                    tok += [0] * (rows - len(tok))
-                    if sp == "hbm":
-                        by = np.zeros(C, np.int64)
-                        for tk in tok:
-                            by += channel_split(ins.m + tk * ins.ms, cols * 2, self.P, C)
-                        hread += by
-                        chan, nbytes = by + idb, 0
-                    else:
-                        ddr += rows * cols * 2
-                        chan, nbytes = idb, rows * cols * 2
-                    reads.append((sp, (ins.m, ins.m + ins.limit * ins.ms)))
-                    writes.append(("buf", v(ins.v, rows, cols, ins.vs)))
-                else:  # kvstore: tile-layout scatter through the transpose unit
-                    B = max(1, ins.batch)
-                    chan = np.zeros(C, np.int64)
-                    beats_max = 0
-                    if rows and cols:
-                        p = regs[ins.preg] + np.arange(rows)[:, None]
-                        c = np.arange(cols)[None, :]
-                        k, n = (p, c) if ins.tr else (c, p)
-                        k, n = np.broadcast_to(k, (rows, cols)), np.broadcast_to(n, (rows, cols))
-                        off = (tile_word_offsets(k, n, ins.wn, L, W) * 2).ravel()
-                        beats = np.unique(off // self.P)  # same for every head (head bases are tile aligned)
-                        per = np.bincount((off // self.P) % C, minlength=C) * 2
-                        chan = per * B
-                        hbeats = np.bincount(beats % C, minlength=C) * B
-                        beats_max = int(hbeats.max())
-                        hwrite += chan
-                        lo = ins.m + int(off.min())
-                        hi = ins.m + (B - 1) * ins.mbs * t.tile_bytes + int(off.max()) + 2
-                        writes.append(("hbm", (lo, hi)))
-                        reads.append(("buf", (ins.v, ins.v + (B - 1) * ins.vbs + (rows - 1) * ins.vs + cols)))
-                    nbytes = 0
-                    chan = None if not beats_max else chan
-                # time
+                chan = e.hbm_read + e.hbm_write  # this instruction's bytes on each HBM channel
+                nbytes = e.ddr_read + e.ddr_write
                 ready = self._ready(tags, reads, writes, dispatch, reg_done)
                 start = max(ready, free["dma"])
                 if name == "kvstore":
+                    beats_max = int(e.kv_beats.max()) if e.kv_beats is not None else 0
                     xfer = beats_max  # one (partial) beat per cycle per channel
                     lat = R.hbm_lat if beats_max else 0
                     hs = max(start, hbm_free) if beats_max else start
-                elif sp == "ddr" and name != "embed":
+                elif name != "embed" and not chan.any():  # DDR load or store
                     xfer = nbytes / R.ddr_bpc if nbytes else 0
                     lat, hs = (R.ddr_lat if nbytes else 0), start
                 else:
-                    xfer = float(np.max(chan)) / R.channel_bpc if chan is not None and np.any(chan) else 0
-                    if name == "embed" and sp == "ddr":
+                    xfer = float(np.max(chan)) / R.channel_bpc if np.any(chan) else 0
+                    if name == "embed" and nbytes:
                         xfer += nbytes / R.ddr_bpc
                         lat = R.hbm_lat + R.ddr_lat  # ids first, then the rows they name
                     else:
                         lat = R.hbm_lat if xfer else 0
                     hs = max(start, hbm_free) if xfer else start
                 busy_end = hs + xfer
-                if sp == "hbm" or name == "embed":
+                if chan.any():
                     hbm_free = max(hbm_free, busy_end) if xfer else hbm_free
                 done = busy_end + lat
                 free["dma"] = busy_end
             elif unit == "mpu":
                 B = max(1, ins.batch)
-                M, K, N = self.cnt(regs, ins.m), self.cnt(regs, ins.k), self.cnt(regs, ins.n)
-                KT, NT = ktiles(K, W), ntiles(N, L)
-                tiles = B * KT * NT
-                macs += B * M * K * N
-                span_t = ((B - 1) * ins.wbs + (NT - 1) * ins.wn + KT) * t.tile_bytes
-                reads.append(("hbm", (ins.w, ins.w + span_t)))
-                hread += tiles * t.tile_bytes // C
-                x0 = ins.x + regs[ins.xreg] * ins.xs
-                if M and K:
-                    reads.append(("buf", (x0, x0 + (B - 1) * ins.xbs + (M - 1) * ins.xs + K)))
-                if ins.bias:
-                    reads.append(("buf", (ins.aux, ins.aux + N)))
-                npad = -(-N // W) * W if name == "maskedmm" else N
-                if M and npad:
-                    writes.append(("buf", (ins.out, ins.out + (B - 1) * ins.obs + (M - 1) * ins.os + npad)))
-                if name == "maskedmm" and M:
-                    writes.append(("buf", (ins.aux, ins.aux + (B - 1) * ins.abs + (M - 1) * f["as"] + 1)))
-                if name == "lmhead" and M:
-                    writes.append(("buf", (ins.aux, ins.aux + (B - 1) * ins.abs + (M - 1) * max(3, f["as"]) + 3)))
+                M = e.counts["m"]
+                KT, NT = ktiles(e.counts["k"], W), ntiles(e.counts["n"], L)
+                tiles = e.tiles
                 compute = self.mpu_cycles(B, M, KT, NT) if M else 0
                 stream = tiles * t.tile_bytes / R.hbm_bpc if M else 0
                 dep = self._ready(tags, [x for x in reads if x[0] != "hbm"], writes, dispatch, reg_done)
@@ -298,23 +218,7 @@ class _Core:
                 free["mpu"] = busy_end
                 start = cstart
             elif unit == "vpu":
-                rows, cols = self.cnt(regs, ins.rows), self.cnt(regs, ins.cols)
-                a = v(ins.a, rows, cols, f["as"])
-                if a:
-                    reads.append(("buf", a))
-                bc = isa.BCAST[ins.bcast]
-                if name in ("vadd", "vsub", "vmul", "vmax") and rows and cols:
-                    if bc == "none":
-                        reads.append(("buf", v(ins.b, rows, cols, ins.bs)))
-                    elif bc == "row":
-                        reads.append(("buf", (ins.b, ins.b + cols)))
-                    elif bc == "col":
-                        reads.append(("buf", (ins.b, ins.b + (rows - 1) * max(1, ins.bs) + 1)))
-                if rows and cols:
-                    if name in REDUCE:
-                        writes.append(("buf", (ins.d, ins.d + (rows - 1) * max(1, ins.ds) + 1)))
-                    else:
-                        writes.append(("buf", v(ins.d, rows, cols, ins.ds)))
+                rows, cols = e.counts["rows"], e.counts["cols"]
                 occ, lat = self.vpu_cycles(name, rows, cols, bool(ins.imm))
                 ready = self._ready(tags, reads, writes, dispatch, reg_done)
                 start = max(ready, free["vpu"])
@@ -322,27 +226,11 @@ class _Core:
                 done = busy_end + (lat if occ else 0)
                 free["vpu"] = busy_end
             else:  # net
-                rows, cols = self.cnt(regs, ins.rows), self.cnt(regs, ins.cols)
-                if name == "allgather":
-                    reads.append(("buf", v(ins.src, rows, cols, ins.ss)))
-                    writes.append(("buf", v(ins.dst, rows, cols * self.n, ins.ds)))
-                    nbytes = rows * cols * 2
-                    ring += nbytes * (self.n - 1)
-                elif name == "send":
-                    reads.append(("buf", v(ins.v, rows, cols, ins.vs)))
-                    nbytes = rows * cols * 2
-                    ring += nbytes
-                else:
-                    writes.append(("buf", v(ins.v, rows, cols, ins.vs)))
-                    nbytes = rows * cols * 2
-                reads = [x for x in reads if x[1]]
-                writes = [x for x in writes if x[1]]
+                nbytes = e.counts["rows"] * e.counts["cols"] * 2
                 ready = max(self._ready(tags, reads, writes, dispatch, reg_done), free["net"])
                 done = yield (name, ready, nbytes)
                 start, busy_end = ready, done
                 free["net"] = done
-            reads = [x for x in reads if x[1]]
-            writes = [x for x in writes if x[1]]
             for isw, lst in ((False, reads), (True, writes)):
                 for sp_, rg in lst:
                     key = (sp_, rg[0], rg[1], isw)

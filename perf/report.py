@@ -23,6 +23,7 @@ import numpy as np
 
 from dfx.arch.isa import GENERATION, PHASES, SUMMARIZATION
 from dfx.arch.target import Target, load_target
+from dfx.compiler.partition import check_fpgas
 from dfx.perf.model import CallTiming, CycleModel, PerfError
 
 CATS = ("matrix", "vector", "dma", "sync", "other")
@@ -55,7 +56,7 @@ def load_programs(model: str, fpgas: int | None = None, target: str = "u280", ma
         t = load_target(tname)
         if t.as_dict() != m["target"]:  # the manifest holds the target as it was compiled for
             raise PerfError(f"{p}: compiled for an older version of target {tname!r}; recompile the bundle")
-        if fpgas is not None and fpgas != b.n:
+        if fpgas is not None and check_fpgas(fpgas) != b.n:
             raise PerfError(f"{p}: the bundle is compiled for {b.n} FPGA(s), not --fpgas {fpgas}")
         progs = {ph: [b.program(j, ph) for j in range(b.n)] for ph in PHASES}
         cfg = m["model"]

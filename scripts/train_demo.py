@@ -266,7 +266,7 @@ real, non-random weights; it is not a useful language model.
 
 | | |
 |---|---|
-| layers / heads / width | {config.n_layer} / {config.n_head} / {config.n_embd} (MLP {4 * config.n_embd}) |
+| layers / heads / width | {config.n_layer} / {config.n_head} / {config.n_embd} (MLP {config.n_inner or 4 * config.n_embd}) |
 | positions | {config.n_positions} |
 | vocabulary | {config.vocab_size} (GPT-2 BPE, eos {tok.eos_id}) |
 | parameters | {n_params:,} |

@@ -182,7 +182,7 @@ class Core:
         """Generator: execute the program at `entry`; yields BLOCKED while waiting on the ring."""
         self.reset_counters()
         self.regs = arg_regs(int(args.get("ntok", 0)), int(args.get("pos", 0)), self.id, self.ncores)
-        for i, v in enumerate(args.get("extra", ()), start=5):
+        for i, v in enumerate(args.get("extra", ()), start=isa.FIRST_FREE_REG):
             self.regs[i] = int(v)
         self.done = False
         self.pc = 0
@@ -377,11 +377,11 @@ class Core:
             else:
                 self.vwrite(ins.out + b * ins.obs, y[b], ins.os)
             if name == "lmhead":
-                res = np.zeros((M, 3), np.uint16)
+                res = np.zeros((M, isa.ARGMAX_WORDS), np.uint16)
                 for i in range(M):
                     idx, val = nx.argmax16(y[b, i])
                     res[i] = (idx & 0xFFFF, idx >> 16, val)
-                self.vwrite(ins.aux + b * ins.abs, res, max(3, ins.f["as"]))
+                self.vwrite(ins.aux + b * ins.abs, res, max(isa.ARGMAX_WORDS, ins.f["as"]))
         self.counters["macs"] += B * M * K * N
 
     _x_conv1d = _x_maskedmm = _x_mm = _x_lmhead = _mm

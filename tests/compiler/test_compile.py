@@ -145,7 +145,7 @@ def test_compile_cli_errors_are_one_line(tiny_hf, tmp_path):
 
     cases = [
         (["compile", str(tmp_path / "missing")], "no such model or file"),
-        (["compile", str(tiny_hf), "--fpgas", "0"], "--fpgas must be at least 1"),
+        (["compile", str(tiny_hf), "--fpgas", "0"], "--fpgas must be a positive integer, got 0"),
         (["compile", str(tiny_hf), "--fpgas", "5", "-o", str(tmp_path / "x")], "more than the 4 attention heads"),
         (["compile", "gpt2-large", "--target", "tiny", "--random-weights", "-o", str(tmp_path / "y")],
          "the smallest --fpgas that fits is 2"),

@@ -97,7 +97,7 @@ class _StandInPyxrt(types.ModuleType):
                 return 100 + arg
 
             def __call__(self, *args):
-                n = len(hal.ARG_REGS)
+                n = len(hal.ARG_OFFSETS)
                 calls.append(("run", args[:n], len(args) - n))
                 return _run()
 
@@ -116,7 +116,7 @@ def test_xrt_backend_with_stand_in_pyxrt(monkeypatch):
     assert ("load_xclbin", "dfx_core.xclbin") in fake.calls and ("kernel", "dfx_core", "exclusive") in fake.calls
     for c in range(t.hbm.channels):  # one buffer per pseudo-channel, in its bank's group
         dev.load_hbm_channel(c, np.full(256, c, np.uint8))
-    assert [g for (k, *rest) in fake.calls if k == "bo" for g in [rest[1]]] == [100 + len(hal.ARG_REGS) + c for c in range(4)]
+    assert [g for (k, *rest) in fake.calls if k == "bo" for g in [rest[1]]] == [100 + len(hal.ARG_OFFSETS) + c for c in range(4)]
     # host I/O goes through the channel interleave: flat beat b is on channel b % C
     P = t.port_bytes
     payload = bytes(range(3 * P))

@@ -24,7 +24,7 @@ from dfx.arch.target import load_target
 from dfx.compiler.bundle import Bundle
 from dfx.errors import DeviceTimeout, DfxError, RingDeadlock
 from dfx.host import rtl
-from dfx.host.hal import REG_CTRL, REG_GIE, REG_IER, AP_IDLE, ARG_REGS, open_devices
+from dfx.host.hal import REG_CTRL, REG_GIE, REG_IER, AP_IDLE, ARG_OFFSETS, open_devices
 from dfx.arch.hbm import channel_of, interleave
 
 pytestmark = pytest.mark.rtl
@@ -151,10 +151,10 @@ def test_axi_lite_registers(sim):
         assert devs[0].read_reg(REG_CTRL) & AP_IDLE
         devs[0].set_args(entry=0x123456789A, ntok=7)
         devs[1].set_args(pos=0xDEADBEEF)
-        assert devs[0].read_reg(ARG_REGS["entry"]) == 0x3456789A
-        assert devs[0].read_reg(ARG_REGS["entry"] + 4) == 0x12
-        assert devs[0].read_reg(ARG_REGS["ntok"]) == 7
-        assert devs[1].read_reg(ARG_REGS["pos"]) == 0xDEADBEEF and devs[0].read_reg(ARG_REGS["pos"]) == 0
+        assert devs[0].read_reg(ARG_OFFSETS["entry"]) == 0x3456789A
+        assert devs[0].read_reg(ARG_OFFSETS["entry"] + 4) == 0x12
+        assert devs[0].read_reg(ARG_OFFSETS["ntok"]) == 7
+        assert devs[1].read_reg(ARG_OFFSETS["pos"]) == 0xDEADBEEF and devs[0].read_reg(ARG_OFFSETS["pos"]) == 0
     finally:
         devs[0].close()
 
@@ -319,7 +319,7 @@ def test_session_drives_the_rtl_devices(bundle):
             image = flat([b.hbm_channel(j, ch) for ch in range(C)])
             assert c["detail"] == word(image, b.cards[j]["programs"]["generation"]["entry"]) != 0
             assert c["code"] == 0 and c["rtl_cycles"] > 0
-        assert sess.devices[1].read_reg(ARG_REGS["pos"]) == 3 and sess.devices[1].read_reg(ARG_REGS["core"]) == 1
+        assert sess.devices[1].read_reg(ARG_OFFSETS["pos"]) == 3 and sess.devices[1].read_reg(ARG_OFFSETS["core"]) == 1
         assert logits.size == 512
     finally:
         sess.close()

@@ -158,7 +158,7 @@ def test_cli_json_keys(capsys):
 
 @pytest.mark.parametrize("argv,msg", [
     (["no-such-model"], "no such model or file: no-such-model"),
-    (["gpt2", "--fpgas", "0"], "--fpgas must be at least 1"),
+    (["gpt2", "--fpgas", "0"], "--fpgas must be a positive integer, got 0"),
     (["gpt2", "--in", "2000"], "past the 1024-token context"),
     (["gpt2", "--target", "nope"], "unknown target 'nope'"),
 ])

@@ -912,10 +912,10 @@ module dfx_core_flat #(
                 C_IDLE: if (ap_start) begin
                     cs <= C_START;
                     for (k = 0; k < 16; k = k + 1) R[k] <= 32'd0;
-                    R[1] <= argr[A_NTOK];
-                    R[2] <= argr[A_POS];
-                    R[3] <= argr[A_CORE];
-                    R[4] <= argr[A_NCORES];
+                    R[`DFX_ARGREG_NTOK] <= argr[A_NTOK];
+                    R[`DFX_ARGREG_POS] <= argr[A_POS];
+                    R[`DFX_ARGREG_CORE] <= argr[A_CORE];
+                    R[`DFX_ARGREG_NCORES] <= argr[A_NCORES];
                     pc <= 32'd0;
                     e_pc <= 32'd0;
                     e_code <= `DFX_ERR_OK;
