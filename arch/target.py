@@ -89,7 +89,7 @@ class Host:
 class Perf:
     """Scheduling properties of the core that change timing, never results (dfx.perf reads them)."""
 
-    token_serial_summarize: bool  # summarization as one matrix-vector pass per prompt token
+    token_serial_summarization: bool  # summarization as one matrix-vector pass per prompt token
     mpu_interleave_ntiles: int  # n-tiles the MPU walks per k-step (independent accumulators)
     weight_prefetch_tiles: int  # weight tiles the MPU may stream ahead of its inputs (0: none)
     hbm_latency_cycles: int  # kernel cycles from an HBM read request to its first beat

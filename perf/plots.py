@@ -55,7 +55,7 @@ def write_plots(out_dir, model: str, progs, pred, n_in: int, n_out: int) -> list
             except DfxError:  # does not fit on k cards
                 dec.append(float("nan")); roof.append(float("nan"))
                 continue
-            dec.append(r["decode_ms_per_token"]); roof.append(r["roofline_ms_per_token"])
+            dec.append(r["generation_ms_per_token"]); roof.append(r["roofline_ms_per_token"])
         fig, ax = plt.subplots(figsize=(6, 4))
         ax.plot(ns, dec, "o-", label="model: decode per token")
         ax.plot(ns, roof, "s--", label="HBM roofline")
@@ -83,7 +83,7 @@ def write_plots(out_dir, model: str, progs, pred, n_in: int, n_out: int) -> list
         if r is None:
             continue
         names.append(f"{name}\n({k} FPGA)")
-        dec.append(r["decode_ms_per_token"]); roof.append(r["roofline_ms_per_token"])
+        dec.append(r["generation_ms_per_token"]); roof.append(r["roofline_ms_per_token"])
     fig, ax = plt.subplots(figsize=(7, 4))
     x = range(len(names))
     ax.bar([i - 0.2 for i in x], dec, 0.4, label="model: decode per token")

@@ -3,7 +3,7 @@
 A request of `n_in` prompt tokens and `n_out` output tokens runs as the host runs it:
 
 * summarization: blocks of up to `rows` prompt tokens per call (the summarization program, r1 =
-  block size, r2 = tokens before it); on a target whose ``perf.token_serial_summarize`` is
+  block size, r2 = tokens before it); on a target whose ``perf.token_serial_summarization`` is
   set (DFX), one matrix-vector pass per prompt token instead (the generation program at
   positions 0 .. n_in-1). The last block's logits give the first output token.
 * generation: n_out - 1 calls of the generation program at positions n_in .. n_in+n_out-2.
@@ -27,7 +27,7 @@ from dfx.compiler.partition import check_fpgas
 from dfx.perf.model import CallTiming, CycleModel, PerfError
 
 CATS = ("matrix", "vector", "dma", "sync", "other")
-JSON_KEYS = ("ttft_ms", "decode_ms_per_token", "total_ms", "tokens_per_s", "hbm_utilization",
+JSON_KEYS = ("ttft_ms", "generation_ms_per_token", "total_ms", "tokens_per_s", "hbm_utilization",
              "roofline_ms_per_token", "breakdown")
 
 
@@ -122,7 +122,7 @@ class Predictor:
             raise PerfError("--in must be at least 1 prompt token")
         if n_in > self.p.max_seq:
             raise PerfError(f"--in {n_in} is past the {self.p.max_seq}-token context the model is compiled for")
-        if self.t.perf.token_serial_summarize:
+        if self.t.perf.token_serial_summarization:
             return self.series(GENERATION, 1, list(range(n_in)))
         rows, out, pos = self.p.rows, [], 0
         while pos < n_in:
@@ -163,11 +163,11 @@ class Predictor:
             "fpgas": self.p.fpgas,
             "in_tokens": n_in,
             "out_tokens": n_out,
-            "summarization": "token-serial (matrix-vector)" if self.t.perf.token_serial_summarize
+            "summarization": "token-serial (matrix-vector)" if self.t.perf.token_serial_summarization
             else f"blocks of {self.p.rows} rows (matrix-matrix)",
             "ttft_ms": ttft * 1e3,
-            "decode_ms_per_token": dec_s * 1e3,
-            "decode_device_ms_per_token": dec_dev * 1e3,
+            "generation_ms_per_token": dec_s * 1e3,
+            "generation_device_ms_per_token": dec_dev * 1e3,
             "total_ms": total * 1e3,
             "tokens_per_s": n_out / total,
             "hbm_utilization": util,
@@ -202,12 +202,12 @@ def format_table(r: dict) -> str:
         f"{r['model']} on {r['fpgas']} x {r['target']}, {r['in_tokens']}:{r['out_tokens']} tokens "
         f"(summarization: {r['summarization']})",
         f"  time to first token     {r['ttft_ms']:10.2f} ms",
-        f"  decode per token        {r['decode_ms_per_token']:10.3f} ms",
+        f"  generation per token    {r['generation_ms_per_token']:10.3f} ms",
         f"  end to end              {r['total_ms']:10.2f} ms   ({r['tokens_per_s']:.2f} output tokens/s)",
         f"  HBM roofline per token  {r['roofline_ms_per_token']:10.3f} ms   "
-        f"({r['hbm_bytes_per_token'] / 1e6:.1f} MB per card per token; decode at "
+        f"({r['hbm_bytes_per_token'] / 1e6:.1f} MB per card per token; generation at "
         f"{100 * r['roofline_fraction']:.1f} % of the roofline)",
         f"  HBM bandwidth use       {100 * r['hbm_utilization']:9.1f} %    of the data-sheet peak",
-        "  decode time by unit     " + ", ".join(f"{k} {100 * v:.1f} %" for k, v in b.items()),
+        "  generation time by unit " + ", ".join(f"{k} {100 * v:.1f} %" for k, v in b.items()),
     ]
     return "\n".join(lines)
