@@ -20,6 +20,7 @@ from dfx.arch.regs import apply_alu, arg_regs, count
 from dfx.arch.target import Target
 from dfx.errors import AddressError, EncodingError, IllegalInstruction, MachineError
 from dfx.sim import numerics as nx
+from dfx.sim import plan
 from dfx.sim.kernels import KERNELS
 from dfx.sim.memory import Memory
 
@@ -126,6 +127,9 @@ class Core:
         # called (core id, pc, space, addresses, FP16 values) for every write an instruction makes:
         # space "buf" (word addresses) or "hbm" / "ddr" (byte addresses of the words)
         self.on_write = None
+        # run programs with the precompiled interpreter (dfx.sim.plan) when no hook is set;
+        # False: always this module's reference interpreter, one instruction at a time
+        self.precompiled = True
 
     # ------------------------------------------------------------------ program
     def program(self, entry: int) -> list:
@@ -188,6 +192,10 @@ class Core:
         self.pc = 0
         prog = self.program(entry)
         self._ring = ring
+        if self.precompiled and plan.AVAILABLE and self.on_retire is None and self.on_write is None:
+            yield from plan.run(self, entry, prog)
+            self.done = True
+            return
         for pc, ins in enumerate(prog):
             self.pc, self.cur = pc, ins
             name = ins.op.name
@@ -353,10 +361,7 @@ class Core:
         x0 = ins.x + self.regs[ins.xreg] * ins.xs
         xs = [nx.f32(self.vread(x0 + b * ins.xbs, M, K, ins.xs)) for b in range(B)]
         ws = self.weights(self.hbm, self.wcache, ins.w, K, N, ins.wn, B, ins.wbs)  # (B, K, N)
-        if self.mode == "fast" and B > 1:  # one batched BLAS call for all heads
-            acc = np.matmul(np.stack(xs), ws)
-        else:
-            acc = np.stack([self.kernel(x, w, W) for x, w in zip(xs, ws)])
+        acc = self.sums(xs, ws)
         if ins.bias:
             acc = acc + nx.f32(self.vread(ins.aux, 1, N, N))
         y = nx.rne16(nx.scale32(acc, ins.scale))  # (B, M, N)
@@ -385,6 +390,14 @@ class Core:
         self.counters["macs"] += B * M * K * N
 
     _x_conv1d = _x_maskedmm = _x_mm = _x_lmhead = _mm
+
+    def sums(self, xs: list, ws: np.ndarray) -> np.ndarray:
+        """The FP32 sums of each FP32 x (M, K) times its w of ws (B, K, N): (B, M, N)."""
+        if self.mode == "fast" and len(xs) > 1:  # one batched BLAS call for all heads
+            return np.matmul(np.stack(xs), ws)
+        if len(xs) == 1:
+            return self.kernel(xs[0], ws[0], self.t.matrix.width)[None]
+        return np.stack([self.kernel(x, w, self.t.matrix.width) for x, w in zip(xs, ws)])
 
     # ------------------------------------------------------------------ vector unit
     def _operand_b(self, ins, rows, cols):
