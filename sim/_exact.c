@@ -153,41 +153,26 @@ static int check_tab(Py_buffer *tab, Py_buffer *lut) {
 }
 
 /* ------------------------------------------------------------------ vector unit
- * vec(vbuf, f32_table, lut, op, rows, cols, a, as, b, b_row_stride, b_col_stride, use_imm, imm_bits,
- *     d, d_row_stride, width)
- * One vector instruction (Core._vec) on the buffer `vbuf` (uint16 words). Element (i, c) of a is
- * vbuf[a + i*as + c], of b vbuf[b + i*b_row_stride + c*b_col_stride] (strides 0 broadcast), or the
- * FP32 immediate when use_imm; results go to vbuf[d + i*d_row_stride + c] (one column for the row
- * reductions). Every operand is read before the first result is written, as the reference does.
- * The caller has checked every address. */
+ * vec(vbuf, f32_table, luts, params): vector instructions (Core._vec) one after another on the
+ * buffer `vbuf` (uint16 words). params: int64, one row of VP values per instruction:
+ *   op, lut, rows, cols, a, as, b, b_row_stride, b_col_stride, use_imm, imm_bits, d, d_row_stride, width
+ * Element (i, c) of a is vbuf[a + i*as + c], of b vbuf[b + i*b_row_stride + c*b_col_stride]
+ * (strides 0 broadcast) or the FP32 immediate when use_imm; results go to vbuf[d + i*d_row_stride + c]
+ * (one column for the row reductions). luts: 65,536-entry FP16 tables end to end, `lut` picks one.
+ * Each instruction reads all its operands before it writes, as the reference does. The caller
+ * has checked every address and shape. */
 enum { V_ADD, V_SUB, V_MUL, V_MAX, V_COPY, V_LUT, V_SUM, V_SUMSQ, V_RMAX };
+enum { P_OP, P_LUT, P_ROWS, P_COLS, P_A, P_AS, P_B, P_BRS, P_BCS, P_USE_IMM, P_IMM, P_D, P_DRS, P_WIDTH, VP };
 
-static PyObject *vec(PyObject *self, PyObject *args) {
-    Py_buffer vb, tb, lb;
-    int op, use_imm;
-    unsigned int imm_bits;
-    Py_ssize_t rows, cols, a, as, b, brs, bcs, d, drs, width;
-    if (!PyArg_ParseTuple(args, "w*y*y*innnnnnnpInnn", &vb, &tb, &lb, &op, &rows, &cols, &a, &as, &b, &brs, &bcs,
-                          &use_imm, &imm_bits, &d, &drs, &width))
-        return NULL;
-    PyObject *ret = NULL;
-    uint16_t *out = NULL;
-    float *row = NULL;
-    if (!check_tab(&tb, &lb)) goto done;
-    if (width <= 0 || width > MAXV || (width & (width - 1)) || rows <= 0 || cols <= 0) {
-        PyErr_SetString(PyExc_ValueError, "bad vector shape");
-        goto done;
-    }
-    uint16_t *v = (uint16_t *)vb.buf;
-    const float *tab = (const float *)tb.buf;
-    const uint16_t *lut = (const uint16_t *)lb.buf;
-    int reduce = op == V_SUM || op == V_SUMSQ || op == V_RMAX;
-    out = malloc(sizeof(uint16_t) * (reduce ? rows : rows * cols));
-    row = malloc(sizeof(float) * (cols + 2 * MAXV));
-    if (!out || !row) { PyErr_NoMemory(); goto done; }
-    float *tmp = row + cols;
+static int vec_one(uint16_t *v, const float *tab, const uint16_t *lut, const long long *p, uint16_t *out,
+                   float *row, float *tmp) {
+    int op = (int)p[P_OP], use_imm = p[P_USE_IMM] != 0;
+    Py_ssize_t rows = p[P_ROWS], cols = p[P_COLS], a = p[P_A], as = p[P_AS], b = p[P_B], brs = p[P_BRS],
+               bcs = p[P_BCS], d = p[P_D], drs = p[P_DRS], width = p[P_WIDTH];
+    uint32_t imm_bits = (uint32_t)p[P_IMM];
     float immf = bits_f32(imm_bits);
     uint16_t immh = rne16(immf);
+    int reduce = op == V_SUM || op == V_SUMSQ || op == V_RMAX;
     for (Py_ssize_t i = 0; i < rows; i++) {
         const uint16_t *ar = v + a + i * as;
         uint16_t *o = out + (reduce ? i : i * cols);
@@ -221,13 +206,50 @@ static PyObject *vec(PyObject *self, PyObject *args) {
             o[0] = chunked_max(tab, ar, cols, width, (uint16_t *)tmp);
             break;
         default:
-            PyErr_SetString(PyExc_ValueError, "unknown vector op");
-            goto done;
+            return 0;
         }
     }
     for (Py_ssize_t i = 0; i < rows; i++) {
         if (reduce) v[d + i * drs] = out[i];
         else memcpy(v + d + i * drs, out + i * cols, sizeof(uint16_t) * cols);
+    }
+    return 1;
+}
+
+static PyObject *vec(PyObject *self, PyObject *args) {
+    Py_buffer vb, tb, lb, pb;
+    if (!PyArg_ParseTuple(args, "w*y*y*y*", &vb, &tb, &lb, &pb)) return NULL;
+    PyObject *ret = NULL;
+    uint16_t *out = NULL;
+    float *row = NULL;
+    const long long *params = (const long long *)pb.buf;
+    Py_ssize_t n = pb.len / (Py_ssize_t)(VP * sizeof(long long)), nluts = lb.len / (Py_ssize_t)(65536 * sizeof(uint16_t));
+    Py_ssize_t most = 1, widest = 1;
+    if (tb.len < (Py_ssize_t)(65536 * sizeof(float))) {
+        PyErr_SetString(PyExc_ValueError, "the FP32 table must have 65536 entries");
+        goto done;
+    }
+    for (Py_ssize_t k = 0; k < n; k++) {
+        const long long *p = params + k * VP;
+        long long w = p[P_WIDTH];
+        if (w <= 0 || w > MAXV || (w & (w - 1)) || p[P_ROWS] <= 0 || p[P_COLS] <= 0 || p[P_LUT] < 0 ||
+            p[P_LUT] >= nluts) {
+            PyErr_SetString(PyExc_ValueError, "bad vector instruction parameters");
+            goto done;
+        }
+        if (p[P_ROWS] * p[P_COLS] > most) most = p[P_ROWS] * p[P_COLS];
+        if (p[P_COLS] > widest) widest = p[P_COLS];
+    }
+    out = malloc(sizeof(uint16_t) * most);
+    row = malloc(sizeof(float) * (widest + 2 * MAXV));
+    if (!out || !row) { PyErr_NoMemory(); goto done; }
+    for (Py_ssize_t k = 0; k < n; k++) {
+        const long long *p = params + k * VP;
+        if (!vec_one((uint16_t *)vb.buf, (const float *)tb.buf, (const uint16_t *)lb.buf + p[P_LUT] * 65536, p, out,
+                     row, row + widest)) {
+            PyErr_SetString(PyExc_ValueError, "unknown vector op");
+            goto done;
+        }
     }
     Py_INCREF(Py_None);
     ret = Py_None;
@@ -237,6 +259,7 @@ done:
     PyBuffer_Release(&vb);
     PyBuffer_Release(&tb);
     PyBuffer_Release(&lb);
+    PyBuffer_Release(&pb);
     return ret;
 }
 
@@ -349,7 +372,7 @@ static PyObject *rne16_array(PyObject *self, PyObject *args) {
 static PyMethodDef methods[] = {
     {"mm_exact", mm_exact, METH_VARARGS,
      "mm_exact(x_f32, w_f32, out_f32, M, K, N, width): the matrix unit's exact FP32 sums."},
-    {"vec", vec, METH_VARARGS, "one vector-unit instruction on the buffer (see the comment above it)"},
+    {"vec", vec, METH_VARARGS, "vector-unit instructions on the buffer (see the comment above it)"},
     {"mm_out", mm_out, METH_VARARGS, "the matrix unit's output stage on the buffer (see the comment above it)"},
     {"rne16_array", rne16_array, METH_VARARGS, "rne16_array(f32 in, uint16 out)"},
     {NULL, NULL, 0, NULL}};

@@ -22,6 +22,7 @@ class Memory:
         self.read_bytes = np.zeros(channels, np.int64)
         self.write_bytes = np.zeros(channels, np.int64)
         self._watch: list = []  # caches over ranges: objects with .invalidate(lo, hi)
+        self._splits: dict = {}  # (addr, rows, cols, stride) -> rows_split: the same rows move every step
 
     # --------------------------------------------------------------- extent
     def ensure(self, end: int) -> None:
@@ -74,10 +75,20 @@ class Memory:
         self._check(addr, span)
         self._count_rows(self.read_bytes, addr, rows, cols, stride)
         base = self.buf[addr: addr + span + (span & 1)].view(np.uint16)
+        if stride == cols * 2:
+            return base[: rows * cols].reshape(rows, cols)
+        if addr + rows * stride <= self.buf.size:
+            return self.buf[addr: addr + rows * stride].view(np.uint16).reshape(rows, stride // 2)[:, :cols]
         return np.lib.stride_tricks.as_strided(base, (rows, cols), (stride, 2))
 
     def _count_rows(self, counter, addr, rows, cols, stride):
-        counter += rows_split(addr, rows, cols, stride, self.port_bytes, self.channels)
+        key = (addr, rows, cols, stride)
+        split = self._splits.get(key)
+        if split is None:
+            if len(self._splits) >= 4096:
+                self._splits.clear()
+            split = self._splits[key] = rows_split(addr, rows, cols, stride, self.port_bytes, self.channels)
+        counter += split
 
     def write_rows16(self, addr: int, data: np.ndarray, stride: int) -> None:
         rows, cols = data.shape
@@ -98,7 +109,7 @@ class Memory:
         if addrs.size == 0:
             return
         lo, hi = int(addrs.min()), int(addrs.max()) + 2
-        if lo % 2 or np.any(addrs & 1):
+        if lo % 2 or (addrs & 1).any():
             raise AddressError(f"{self.name} FP16 scatter at odd address")
         self._check(lo, hi - lo)
         self.buf[: self.buf.size - (self.buf.size & 1)].view(np.uint16)[addrs // 2] = values

@@ -11,7 +11,7 @@ the ring.
 
 A step that meets anything unusual (a check that fails, an empty shape) runs the reference
 method instead, so every error, and whatever happened before it, is the reference's. Ops
-without a step here (control, store, embed, kvstore, the router) always run the reference
+without a step here (control, load, store, embed, send, recv) always run the reference
 method. Core.run uses this interpreter unless Core.precompiled is False or a hook (on_retire,
 on_write) is set; tests/test_plan.py runs both on every op and on whole 4-card generations
 and compares every bit: buffers, memories, counters, errors.
@@ -26,6 +26,7 @@ import numpy as np
 
 from dfx.arch import isa
 from dfx.arch.encoding import to_asm
+from dfx.arch.layout import ktiles, ntiles
 from dfx.errors import MachineError
 from dfx.sim import _exact as _c
 from dfx.sim import numerics as nx
@@ -39,10 +40,16 @@ MAXV = 4096  # widest vector or lane tree sim/_exact.c handles (its MAXV); wider
 F32 = nx._F32  # the FP16 -> FP32 table (subnormals flushed) every FP16 operand goes through
 VEC_OP = {"vadd": 0, "vsub": 1, "vmul": 2, "vmax": 3, "vcopy": 4, "vexp": 5, "vrecip": 5, "vrsqrt": 5,
           "vsum": 6, "vsumsq": 7, "vrmax": 8}  # the enum of vec() in sim/_exact.c
+LUT_INDEX = {"vexp": 0, "vrecip": 1, "vrsqrt": 2}  # which table of luts()
 REDUCE = ("vsum", "vsumsq", "vrmax")
 USES_B = ("vadd", "vsub", "vmul", "vmax")
-LUT = {"vexp": "exp", "vrecip": "recip", "vrsqrt": "rsqrt"}
 MM_KIND = {"conv1d": 0, "mm": 0, "maskedmm": 1, "lmhead": 2}  # the kinds of mm_out() in sim/_exact.c
+
+
+@functools.lru_cache(maxsize=None)
+def luts() -> np.ndarray:
+    """The vector unit's function tables end to end, as vec() in sim/_exact.c takes them."""
+    return np.concatenate([nx.lut(name) for name in ("exp", "recip", "rsqrt")])
 
 
 def _tree_ok(width: int) -> bool:
@@ -56,17 +63,28 @@ def _count(raw: int):
 
 class Plan:
     """The steps of one program on one core (cached with the decoded program: dropped when
-    its memory is written)."""
+    its memory is written). steps[pc] = (unit, op name, step, ring, group): group is set on the
+    first of two or more vector instructions in a row, which then run as one call of vec()."""
 
     def __init__(self, core, prog: list):
         self.prog = prog
         self.steps = []
+        vecs = []  # per instruction: its _VecParts, or None for the other ops
         for ins in prog:
+            parts = _VecParts(core, ins) if ins.op.name in VEC_OP and _tree_ok(core.t.vector.width) else None
             build = BUILDERS.get(ins.op.name)
-            step = build(core, ins) if build is not None else None
-            ring = ins.op.unit == "net"
+            step = parts.step() if parts else build(core, ins) if build else None
             self.steps.append((ins.op.unit, ins.op.name, step or functools.partial(
-                getattr(core, "_x_" + ins.op.name), ins), ring))
+                getattr(core, "_x_" + ins.op.name), ins), ins.op.unit == "net", None))
+            vecs.append(parts)
+        pc = 0
+        while pc < len(prog):
+            end = pc
+            while end < len(prog) and vecs[end] is not None:
+                end += 1
+            if end - pc > 1:
+                self.steps[pc] = self.steps[pc][:4] + (_Group(core, vecs[pc:end]),)
+            pc = max(end, pc + 1)
 
 
 def plan(core, entry: int, prog: list) -> Plan:
@@ -83,9 +101,21 @@ def run(core, entry: int, prog: list):
     steps = plan(core, entry, prog).steps
     c = core.counters
     units, ops = c["instructions"], c["ops"]
-    pc = 0
+    vbuf, table = core.vbuf, luts()
+    pc, n = 0, len(steps)
     try:
-        for pc, (unit, name, step, ring) in enumerate(steps):
+        while pc < n:
+            unit, name, step, ring, group = steps[pc]
+            if group is not None:
+                ready = group.ready()
+                if ready:  # every instruction of the run checked for its shapes: all at once
+                    for unit, name in group.names:
+                        units[unit] += 1
+                        ops[name] += 1
+                    _c.vec(vbuf, F32, table, ready[0])
+                    c["vector_elems"] += ready[1]
+                    pc += len(group.names)
+                    continue
             units[unit] += 1
             ops[name] += 1
             if ring:
@@ -93,66 +123,106 @@ def run(core, entry: int, prog: list):
                 yield from step()
             else:
                 step()
+            pc += 1
     except MachineError as e:
         core.pc, core.cur = pc, prog[pc]
         if e.pc is None:
             raise type(e)(e.msg, core.id, pc, to_asm(prog[pc])) from None
         raise
-    core.pc, core.cur = pc, prog[pc]
+    core.pc, core.cur = n - 1, prog[-1]
 
 
 # ---------------------------------------------------------------------- vector unit
-def _vec_step(core, ins):
-    name = ins.op.name
-    ref = functools.partial(core._vec, ins)
-    vw = core.t.vector.width
-    if not _tree_ok(vw):
-        return ref
-    rr, ri = _count(ins.rows)
-    cr, ci = _count(ins.cols)
-    lut = nx.lut(LUT[name]) if name in LUT else nx.ALL16
-    a, as_, b, bs, d, ds = ins.a, ins.f["as"], ins.b, ins.bs, ins.d, ins.ds
-    mode = isa.BCAST[ins.bcast]
-    shapes: dict = {}
+class _VecParts:
+    """One vector instruction: the registers its counts read, and its row of vec() parameters
+    for a shape (None where the reference must run: an empty shape or a failing check)."""
 
-    def prepare(rows, cols):
-        """vec()'s arguments for this shape, or None where the reference must run."""
+    def __init__(self, core, ins):
+        self.core, self.ins = core, ins
+        self.rows, self.cols = _count(ins.rows), _count(ins.cols)
+        self.regs = {r for r, _ in (self.rows, self.cols) if r is not None}
+
+    def shape(self, regs):
+        (rr, ri), (cr, ci) = self.rows, self.cols
+        return ri if rr is None else regs[rr], ci if cr is None else regs[cr]
+
+    def params(self, rows, cols):
+        core, ins = self.core, self.ins
+        name = ins.op.name
         if rows <= 0 or cols <= 0:
             return None
-        brs, bcs, use_imm = 0, 0, False
+        brs, bcs, use_imm = 0, 0, 0
         try:
-            core._vcheck(a, rows, cols, as_)
+            core._vcheck(ins.a, rows, cols, ins.f["as"])
             if name in USES_B:
+                mode = isa.BCAST[ins.bcast]
                 if mode == "none":
-                    core._vcheck(b, rows, cols, bs)
-                    brs, bcs = bs, 1
+                    core._vcheck(ins.b, rows, cols, ins.bs)
+                    brs, bcs = ins.bs, 1
                 elif mode == "row":
-                    core._vcheck(b, 1, cols, cols)
+                    core._vcheck(ins.b, 1, cols, cols)
                     bcs = 1
                 elif mode == "col":
-                    brs = max(1, bs)
-                    core._vcheck(b, rows, 1, brs)
+                    brs = max(1, ins.bs)
+                    core._vcheck(ins.b, rows, 1, brs)
                 else:
-                    use_imm = True
-            drs = max(1, ds) if name in REDUCE else ds
-            core._vcheck(d, rows, 1 if name in REDUCE else cols, drs)
+                    use_imm = 1
+            drs = max(1, ins.ds) if name in REDUCE else ins.ds
+            core._vcheck(ins.d, rows, 1 if name in REDUCE else cols, drs)
         except MachineError:
             return None
-        return (F32, lut, VEC_OP[name], rows, cols, a, as_, b, brs, bcs, use_imm, ins.imm, d, drs, vw)
+        # the row of vec()'s parameter table (the P_* enum of sim/_exact.c)
+        return (VEC_OP[name], LUT_INDEX.get(name, 0), rows, cols, ins.a, ins.f["as"], ins.b, brs, bcs, use_imm,
+                ins.imm, ins.d, drs, core.t.vector.width)
 
-    def step():
-        regs = core.regs
-        rows = ri if rr is None else regs[rr]
-        cols = ci if cr is None else regs[cr]
-        args = shapes.get((rows, cols))
-        if args is None:
-            args = shapes[rows, cols] = prepare(rows, cols) or False
-        if not args:
-            return ref()
-        _c.vec(core.vbuf, *args)
-        core.counters["vector_elems"] += rows * cols
+    def step(self):
+        """The step of this instruction on its own."""
+        core, ref, shapes = self.core, functools.partial(self.core._vec, self.ins), {}
+        table = luts()
 
-    return step
+        def step():
+            rows, cols = self.shape(core.regs)
+            got = shapes.get((rows, cols))
+            if got is None:
+                prm = self.params(rows, cols)
+                got = shapes[rows, cols] = prm is not None and np.array([prm], np.int64)
+            if got is False:
+                return ref()
+            _c.vec(core.vbuf, F32, table, got)
+            core.counters["vector_elems"] += rows * cols
+
+        return step
+
+
+class _Group:
+    """Vector instructions in a row: their parameter table per register values (or False where
+    one of them must run on its own)."""
+
+    def __init__(self, core, parts: list):
+        self.names = [(p.ins.op.unit, p.ins.op.name) for p in parts]
+        used = sorted(set().union(*(p.regs for p in parts)))
+        tables: dict = {}
+
+        def ready():
+            regs = core.regs
+            key = tuple([regs[r] for r in used])
+            got = tables.get(key)
+            if got is None:
+                rows, elems = [], 0
+                for p in parts:
+                    r, c = p.shape(regs)
+                    prm = p.params(r, c)
+                    if prm is None:
+                        got = False
+                        break
+                    rows.append(prm)
+                    elems += r * c
+                else:
+                    got = (np.array(rows, np.int64), elems)
+                tables[key] = got
+            return got
+
+        self.ready = ready
 
 
 # ---------------------------------------------------------------------- matrix unit
@@ -176,9 +246,10 @@ def _mm_step(core, ins):
     shapes: dict = {}
 
     def prepare(M, K, N, x0):
-        """The x operands' addresses for this shape, or None where the reference must run."""
+        """(the buffer, views of the x operands in it, the weight reads Core.weights counts) for
+        this shape, or False where the reference must run."""
         if M <= 0 or K <= 0 or N <= 0:
-            return None
+            return False
         try:
             for bi in range(B):
                 core._vcheck(x0 + bi * xbs, M, K, xs)
@@ -190,8 +261,9 @@ def _mm_step(core, ins):
                 if kind:
                     core._vcheck(ins.aux + bi * ins.abs, M, 3 if kind == 2 else 1, aux_stride)
         except MachineError:
-            return None
-        return [x0 + bi * xbs for bi in range(B)]
+            return False
+        reads = B * ktiles(K, W) * ntiles(N, lanes) * t.tile_bytes // core.hbm.channels
+        return core.vbuf, [core._view(x0 + bi * xbs, M, K, xs) for bi in range(B)], reads
 
     def step():
         regs = core.regs
@@ -200,18 +272,120 @@ def _mm_step(core, ins):
         N = ni if nr is None else regs[nr]
         x0 = ins.x + regs[xreg] * xs
         key = (M, K, N, x0)
-        xaddr = shapes.get(key)
-        if xaddr is None:
-            xaddr = shapes[key] = prepare(M, K, N, x0) or False
-        if not xaddr:
+        got = shapes.get(key)
+        if got is None or got and got[0] is not core.vbuf:
+            got = shapes[key] = prepare(M, K, N, x0)
+        if not got:
             return ref()
-        xf = [F32[core._view(x, M, K, xs)] for x in xaddr]
-        ws = core.weights(core.hbm, core.wcache, ins.w, K, N, ins.wn, B, ins.wbs)
+        xf = [F32[x] for x in got[1]]
+        # Core.weights: a matrix still in its cache passed its checks when it was read
+        ws = core.wcache.get((ins.w, K, N, ins.wn, B, ins.wbs))
+        if ws is None:
+            ws = core.weights(core.hbm, core.wcache, ins.w, K, N, ins.wn, B, ins.wbs)
+        else:
+            core.hbm.read_bytes += got[2]
         acc = np.ascontiguousarray(core.sums(xf, ws))
-        _c.mm_out(core.vbuf, F32, gelu, acc, kind, B, M, N, *tail, regs[ins.mreg] if kind == 1 else 0, *outs)
+        _c.mm_out(got[0], F32, gelu, acc, kind, B, M, N, *tail, regs[ins.mreg] if kind == 1 else 0, *outs)
         core.counters["macs"] += B * M * K * N
 
     return step
 
 
-BUILDERS = {**{name: _vec_step for name in VEC_OP}, **{name: _mm_step for name in MM_KIND}}
+# ---------------------------------------------------------------------- KV cache
+def _kvstore_step(core, ins):
+    """Core._x_kvstore with the tile layout's word offset split in two: the offset of element
+    (k, n) is g(k) + h(n) (dfx.arch.layout.tile_word_offsets), so the columns' part is computed
+    once per shape and only the rows' part (their token positions) per call."""
+    t = core.t
+    L, W, tb = t.matrix.lanes, t.matrix.width, t.tile_bytes
+    ref = functools.partial(core._x_kvstore, ins)
+    if ins.m % tb:
+        return ref
+    B, wn, tr, vs = max(1, ins.batch), ins.wn, ins.tr, ins.vs
+    rr, ri = _count(ins.rows)
+    cr, ci = _count(ins.cols)
+    vaddr = [ins.v + b * ins.vbs for b in range(B)]
+    base = np.array([ins.m + b * ins.mbs * tb for b in range(B)], np.int64)[:, None, None]
+
+    def g(k):  # the k part of the word offset
+        return (k // W) * (L * W) + k % W
+
+    def h(n):  # the n part
+        return (n // L) * wn * (L * W) + (n % L) * W
+
+    shapes: dict = {}
+
+    def prepare(rows, cols):
+        """The byte addresses of the columns' part, (B, 1, cols), or None where the reference must run."""
+        if rows <= 0 or cols <= 0 or (not tr and cols > wn * W):
+            return None
+        try:
+            for v in vaddr:
+                core._vcheck(v, rows, cols, vs)
+        except MachineError:
+            return None
+        c = np.arange(cols, dtype=np.int64)
+        return base + 2 * (h(c) if tr else g(c))[None, None, :]
+
+    def step():
+        regs = core.regs
+        rows = ri if rr is None else regs[rr]
+        cols = ci if cr is None else regs[cr]
+        cached = shapes.get((rows, cols))
+        if cached is None:
+            cached = shapes[rows, cols] = prepare(rows, cols)
+        p0 = regs[ins.preg]
+        if cached is None or (tr and p0 + rows > wn * W):
+            return ref()
+        p = np.arange(p0, p0 + rows, dtype=np.int64)
+        addrs = (cached + 2 * (g(p) if tr else h(p))[None, :, None]).ravel()
+        vals = [core._view(v, rows, cols, vs).ravel() for v in vaddr]
+        core.hbm.scatter16(addrs, vals[0] if B == 1 else np.concatenate(vals))
+
+    return step
+
+
+# ---------------------------------------------------------------------- router
+def _allgather_step(core, ins):
+    """Core._x_allgather with its checks and buffer views made once per shape."""
+    ref = functools.partial(core._x_allgather, ins)
+    rr, ri = _count(ins.rows)
+    cr, ci = _count(ins.cols)
+    n, me = core.ncores, core.id
+    shapes: dict = {}
+
+    def prepare(rows, cols):
+        """(the buffer, the source view, the destination view of each core's columns), or False."""
+        if rows <= 0 or cols <= 0:
+            return False
+        try:
+            core._vcheck(ins.src, rows, cols, ins.ss)
+            core._vcheck(ins.dst, rows, cols * n, ins.ds)
+        except MachineError:
+            return False
+        return (core.vbuf, core._view(ins.src, rows, cols, ins.ss),
+                [core._view(ins.dst + j * cols, rows, cols, ins.ds) for j in range(n)])
+
+    def gather(rows, cols, src, dst):
+        kind = ("allgather", rows, cols)
+        ring = core._ring
+        cur = src.copy()
+        dst[me][...] = cur
+        for step in range(1, n):
+            ring.push(core, kind, cur)
+            cur = yield from ring.pop(core, kind)
+            dst[(me - step) % n][...] = cur
+
+    def step():
+        regs = core.regs
+        rows = ri if rr is None else regs[rr]
+        cols = ci if cr is None else regs[cr]
+        got = shapes.get((rows, cols))
+        if got is None or got and got[0] is not core.vbuf:
+            got = shapes[rows, cols] = prepare(rows, cols)
+        return gather(rows, cols, *got[1:]) if got else ref()
+
+    return step
+
+
+BUILDERS = {"allgather": _allgather_step, **{name: _mm_step for name in MM_KIND}, "kvstore": _kvstore_step}

@@ -111,6 +111,27 @@ def test_vector_sums_over_several_chunks_and_large_values():
                              seed=cols, edge_share=share)
 
 
+def test_runs_of_vector_ops():
+    """Vector instructions in a row run as one call: in place, chained, and falling back to one
+    at a time where one of them fails its check (the error then comes at that one)."""
+    chain = [make("vadd", rows="r1", cols=8, d=100, ds=8, a=100, **{"as": 8}, b=200, bs=8),
+             make("vmul", bcast="col", rows="r1", cols=8, d=100, ds=8, a=100, **{"as": 8}, b=100, bs=8),
+             make("vsum", rows="r1", cols=8, d=300, ds=1, a=100, **{"as": 8}, imm=0.5),
+             make("vrecip", rows="r1", cols=1, d=300, ds=1, a=300, **{"as": 1}),
+             make("vmax", bcast="row", rows="r1", cols=8, d=400, ds=8, a=100, **{"as": 8}, b=300),
+             make("vexp", rows="r2", cols=8, d=100, ds=8, a=96, **{"as": 8})]
+    for ntok in (1, 2, 3):
+        run_both(chain, args={"ntok": ntok, "pos": 4})
+        run_both([make("seti", rd="r1", imm=0)] + chain + [make("addi", rd="r1", rs="r1", imm=2)] + chain,
+                 args={"ntok": ntok, "pos": 2})
+    big = T.buffers.vbuf_words
+    bad = make("vcopy", rows="r1", cols=8, d=big - 8, ds=8, a=0, **{"as": 8})
+    for at in range(len(chain)):
+        got = run_both(chain[:at] + [bad] + chain[at:], args={"ntok": 2, "pos": 1})
+        assert got[0] == "AddressError" and got[3] == at
+        assert run_both(chain[:at] + [bad] + chain[at:], args={"ntok": 1, "pos": 1})[0] == "ok"
+
+
 def _mm(name, **kw):
     base = dict(m=3, k=20, n=12, x=100, xs=40, w=WBASE, wn=-(-48 // W), out=6000, os=40, aux=9000)
     base.update(kw)
@@ -135,6 +156,10 @@ def test_matrix_ops(mode):
     for i, prog in enumerate(progs):
         for share in (0.0, 0.05):
             run_both(prog, mode=mode, seed=i, edge_share=share)
+        run_both(prog + prog, mode=mode, seed=i)  # the second time from the weight cache
+    # weights rewritten between two products: the cached matrix is dropped
+    run_both([_mm("conv1d"), make("store", rows=2, cols=16, v=0, vs=16, m=WBASE + 64, ms=32), _mm("conv1d")],
+             mode=mode)
 
 
 def test_data_movement_control_and_router_ops():
@@ -173,9 +198,15 @@ def test_errors_are_the_references():
         ([make("lmhead", m=2, k=8, n=4, x=0, xs=8, w=WBASE, wn=1, out=100, os=8, aux=big - 4, **{"as": 3})], 1),
         ([make("mm", m=1, k=8, n=8, x=0, xs=8, w=T.hbm_bytes - 64, wn=1, out=100, os=8)], 1),
         ([make("embed", rows=1, cols=4, m=0x4000, ms=8, ids=0x3000, limit=2)], 1),
+        ([make("kvstore", tr=1, rows=4, cols=8, v=0, vs=8, m=WBASE, wn=1, preg="r2")], 1),  # position 5 + 3 >= 8
+        ([make("kvstore", rows=3, cols=9, v=0, vs=9, m=WBASE, wn=1, preg="r2")], 1),  # head dim 8 >= 8
+        ([make("kvstore", rows=1, cols=8, v=0, vs=8, m=WBASE + 2, wn=1, preg="r2")], 1),  # misaligned
+        ([make("seti", rd="r6", imm=-1 << 20), make("kvstore", rows=2, cols=4, v=0, vs=8, m=WBASE, wn=1, preg="r6")], 1),
+        ([make("kvstore", rows=2, cols=4, v=big - 4, vs=8, m=WBASE, wn=1, preg="r2")], 1),
         ([make("load", rows=1, cols=8, m=T.hbm_bytes - 4)], 1),
         ([make("recv", rows=1, cols=4, v=0, vs=4)], 2),
         ([make("send", rows=1, cols=4, v=0, vs=4), make("recv", rows=1, cols=8, v=0, vs=8)], 2),
+        ([make("allgather", rows=1, cols="r3", src=0, ss=4, dst=100, ds=8)], 2),  # r3: the core id
         ([make("vadd", rows=1, cols=4, d=0, ds=4, **{"as": 4}), make("allgather", rows=1, cols=4, src=0, ss=4,
                                                                     dst=big - 6, ds=8)], 2),
     ]
