@@ -99,12 +99,15 @@ static inline uint16_t rne16(float x) {
     uint32_t u;
     memcpy(&u, &x, 4);
     uint32_t sign = (u >> 16) & 0x8000u, e = (u >> 23) & 0xFFu, m = u & 0x7FFFFFu;
-    if (e == 255) return m ? F16_NAN : (uint16_t)(sign | F16_INF);
     uint32_t mr = m + 0x0FFFu + ((m >> 13) & 1u);
     int32_t eh = (int32_t)(e + (mr >> 23)) - 127 + 15;
-    if (eh <= 0) return (uint16_t)sign;
-    if (eh >= 31) return (uint16_t)(sign | F16_INF);
-    return (uint16_t)(sign | ((uint32_t)eh << 10) | ((mr >> 13) & 0x3FFu));
+    /* selects rather than branches, so that loops over it vectorise */
+    uint32_t inf = sign | F16_INF, special = m != 0 ? F16_NAN : inf;
+    uint32_t r = sign | (((uint32_t)eh & 31u) << 10) | ((mr >> 13) & 0x3FFu);
+    r = eh <= 0 ? sign : r;
+    r = eh >= 31 ? inf : r;
+    r = e == 255 ? special : r;
+    return (uint16_t)r;
 }
 
 static inline float bits_f32(uint32_t u) {
@@ -300,17 +303,24 @@ static PyObject *mm_out(PyObject *self, PyObject *args) {
     if (bias >= 0)
         for (Py_ssize_t n = 0; n < N; n++) bf[n] = tab[v[bias + n]];
     float sc = tab[scale_bits & 0xFFFFu];
-    for (Py_ssize_t b = 0; b < B; b++)
-        for (Py_ssize_t i = 0; i < M; i++)
-            for (Py_ssize_t n = 0; n < N; n++) {
-                Py_ssize_t k = (b * M + i) * N + n;
-                float s = acc[k];
-                if (bias >= 0) s = s + bf[n];
-                if (scale_bits) s = s * sc;
-                uint16_t h = rne16(s);
-                if (kind == 1 && (long long)n > limit + i) h = F16_NINF;
-                y[k] = gelu ? glut[h] : h;
-            }
+    for (Py_ssize_t r = 0; r < B * M; r++) { /* stage by stage over a row: each loop vectorises */
+        const float *a = acc + r * N;
+        uint16_t *h = y + r * N;
+        if (bias >= 0 && scale_bits)
+            for (Py_ssize_t n = 0; n < N; n++) h[n] = rne16((a[n] + bf[n]) * sc);
+        else if (bias >= 0)
+            for (Py_ssize_t n = 0; n < N; n++) h[n] = rne16(a[n] + bf[n]);
+        else if (scale_bits)
+            for (Py_ssize_t n = 0; n < N; n++) h[n] = rne16(a[n] * sc);
+        else
+            for (Py_ssize_t n = 0; n < N; n++) h[n] = rne16(a[n]);
+        if (kind == 1) {
+            long long first = limit + r % M + 1; /* row i sees columns 0 .. limit + i */
+            for (Py_ssize_t n = first < 0 ? 0 : first; n < N; n++) h[n] = F16_NINF;
+        }
+        if (gelu)
+            for (Py_ssize_t n = 0; n < N; n++) h[n] = glut[h[n]];
+    }
     Py_ssize_t npad = (N + W - 1) / W * W;
     for (Py_ssize_t b = 0; b < B; b++) {
         for (Py_ssize_t i = 0; i < M; i++) {

@@ -129,6 +129,9 @@ def run(core, entry: int, prog: list):
         if e.pc is None:
             raise type(e)(e.msg, core.id, pc, to_asm(prog[pc])) from None
         raise
+    except BaseException:  # anything else (or the generator closed): pc names the instruction, as in Core.run
+        core.pc, core.cur = pc, prog[pc]
+        raise
     core.pc, core.cur = n - 1, prog[-1]
 
 
