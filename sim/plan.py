@@ -236,13 +236,15 @@ def _mm_step(core, ins):
     if not _tree_ok(lanes):
         return ref
     kind = MM_KIND[ins.op.name]
+    if kind == 2 and isa.ARGMAX_WORDS != 3:  # mm_out writes the record as index low, index high, value
+        return ref
     B = max(1, ins.batch)
     mr, mi = _count(ins.m)
     kr, ki = _count(ins.k)
     nr, ni = _count(ins.n)
     xs, xreg, xbs = ins.xs, ins.xreg, ins.xbs
     as_ = ins.f["as"]
-    aux_stride = max(3, as_) if kind == 2 else as_
+    aux_stride = max(isa.ARGMAX_WORDS, as_) if kind == 2 else as_
     tail = (ins.aux if ins.bias else -1, ins.scale, bool(ins.gelu))
     outs = (W, lanes, ins.out, ins.os, ins.obs, ins.aux, aux_stride, ins.abs)
     gelu = nx.lut("gelu")
@@ -262,7 +264,7 @@ def _mm_step(core, ins):
             for bi in range(B):
                 core._vcheck(ins.out + bi * ins.obs, M, npad if kind == 1 else N, ins.os)
                 if kind:
-                    core._vcheck(ins.aux + bi * ins.abs, M, 3 if kind == 2 else 1, aux_stride)
+                    core._vcheck(ins.aux + bi * ins.abs, M, isa.ARGMAX_WORDS if kind == 2 else 1, aux_stride)
         except MachineError:
             return False
         reads = B * ktiles(K, W) * ntiles(N, lanes) * t.tile_bytes // core.hbm.channels
