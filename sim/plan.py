@@ -109,9 +109,9 @@ def run(core, entry: int, prog: list):
             if group is not None:
                 ready = group.ready()
                 if ready:  # every instruction of the run checked for its shapes: all at once
-                    for unit, name in group.names:
-                        units[unit] += 1
-                        ops[name] += 1
+                    for u, op in group.names:
+                        units[u] += 1
+                        ops[op] += 1
                     _c.vec(vbuf, F32, table, ready[0])
                     c["vector_elems"] += ready[1]
                     pc += len(group.names)
@@ -283,7 +283,8 @@ def _mm_step(core, ins):
         if not got:
             return ref()
         xf = [F32[x] for x in got[1]]
-        # Core.weights: a matrix still in its cache passed its checks when it was read
+        # Core.weights' cache (its key): a matrix still there passed its checks when it was read;
+        # a miss, or a key Core.weights no longer uses, goes through Core.weights itself
         ws = core.wcache.get((ins.w, K, N, ins.wn, B, ins.wbs))
         if ws is None:
             ws = core.weights(core.hbm, core.wcache, ins.w, K, N, ins.wn, B, ins.wbs)
@@ -321,14 +322,14 @@ def _kvstore_step(core, ins):
     shapes: dict = {}
 
     def prepare(rows, cols):
-        """The byte addresses of the columns' part, (B, 1, cols), or None where the reference must run."""
+        """The byte addresses of the columns' part, (B, 1, cols), or False where the reference must run."""
         if rows <= 0 or cols <= 0 or (not tr and cols > wn * W):
-            return None
+            return False
         try:
             for v in vaddr:
                 core._vcheck(v, rows, cols, vs)
         except MachineError:
-            return None
+            return False
         c = np.arange(cols, dtype=np.int64)
         return base + 2 * (h(c) if tr else g(c))[None, None, :]
 
@@ -340,7 +341,7 @@ def _kvstore_step(core, ins):
         if cached is None:
             cached = shapes[rows, cols] = prepare(rows, cols)
         p0 = regs[ins.preg]
-        if cached is None or (tr and p0 + rows > wn * W):
+        if cached is False or (tr and p0 + rows > wn * W):
             return ref()
         p = np.arange(p0, p0 + rows, dtype=np.int64)
         addrs = (cached + 2 * (g(p) if tr else h(p))[None, :, None]).ravel()
