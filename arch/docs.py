@@ -54,6 +54,7 @@ b[i*bs] (one scalar per row), `imm` the FP32 immediate.
 ## Assembly
 
 `mnemonic [flag ...] [field=value ...]`; fields left out are zero; `;` starts a comment.
+f16/f32 fields take decimal numbers or their bit pattern in 0x-hex (NaNs print so, payload kept).
 `dfx asm FILE.s` assembles, `dfx disasm BUNDLE|FILE.bin` prints one line per instruction.
 """
 

@@ -6,13 +6,15 @@ Assembly syntax, one instruction per line:
 
 Fields left out are zero. Values are decimal or 0x-hex integers, `rN` for registers
 (and for counts taken from a register), names for enum fields, and decimal numbers
-for f16/f32 fields. The disassembler prints every non-zero field in table order, so
+for f16/f32 fields (or their bit patterns in 0x-hex: NaNs print so, keeping their payload).
+The disassembler prints every non-zero field in table order, so
 `assemble(disassemble(x)) == x` for every legal instruction.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 import struct
 
@@ -22,7 +24,7 @@ from dfx.arch import isa
 from dfx.errors import EncodingError
 
 PROG_MAGIC = b"DFXPROG\0"
-PROG_HEADER = struct.Struct("<8sIIQ16s24x")  # magic, isa version, count, entry, fingerprint
+PROG_HEADER = struct.Struct("<8sIIQ16s24s")  # magic, isa version, count, entry, fingerprint, reserved (zero)
 assert PROG_HEADER.size == isa.INSTR_BYTES
 
 
@@ -136,7 +138,11 @@ def encode(ins: Instr) -> bytes:
 
 def decode(raw: bytes | int) -> Instr:
     """Decode one instruction word; raises EncodingError for anything the ISA does not allow."""
-    word = int.from_bytes(raw, "little") if isinstance(raw, (bytes, bytearray, memoryview)) else raw
+    if isinstance(raw, (bytes, bytearray, memoryview)):
+        if len(raw) != isa.INSTR_BYTES:
+            raise EncodingError(f"an instruction word is {isa.INSTR_BYTES} bytes, got {len(raw)}")
+        raw = int.from_bytes(raw, "little")
+    word = raw
     code = word & ((1 << isa.OPCODE_BITS) - 1)
     op = isa.BY_CODE.get(code)
     if op is None:
@@ -170,6 +176,11 @@ def decode_stream(data: bytes, base_pc: int = 0) -> list[Instr]:
 
 
 # ------------------------------------------------------------------ assembly text
+def _float_of(fld: isa.Field, v: int) -> float:
+    """The number an f16/f32 field's bits hold."""
+    return float(np.array(v, dtype=f"<u{fld.width // 8}").view(f"<f{fld.width // 8}"))
+
+
 def _fmt_value(fld: isa.Field, v: int) -> str:
     if fld.kind == "cnt":
         return f"r{v & 0xF}" if v & isa.CNT_REG_FLAG else str(v)
@@ -177,11 +188,11 @@ def _fmt_value(fld: isa.Field, v: int) -> str:
         return f"r{v}"
     if fld.kind == "enum":
         return fld.values[v]
-    if fld.kind == "f16":
-        return repr(float(np.array(v, dtype=np.uint16).view(np.float16)))
-    if fld.kind == "f32":
-        x = float(np.array(v, dtype=np.uint32).view(np.float32))
-        return f"{x:.9g}"
+    if fld.kind in ("f16", "f32"):
+        x = _float_of(fld, v)
+        if x != x:  # a NaN: its bits, or the payload would be lost
+            return f"0x{v:x}"
+        return repr(x) if fld.kind == "f16" else f"{x:.9g}"
     if fld.width >= 20 and fld.kind == "u":
         return f"0x{v:x}"
     return str(v)
@@ -204,7 +215,14 @@ def _parse_value(op: isa.Op, fld: isa.Field, text: str) -> int:
         if fld.kind == "enum":
             return _to_raw(op.name, fld, text)
         if fld.kind in ("f16", "f32"):
-            return _to_raw(op.name, fld, float(text))
+            if text.lower().startswith("0x"):  # the bit pattern
+                return int(text, 16)
+            x = float(text)
+            with np.errstate(over="ignore"):  # refused just below
+                raw = _to_raw(op.name, fld, x)
+            if math.isfinite(x) and not math.isfinite(_float_of(fld, raw)):
+                raise EncodingError(f"{op.name}: {text} is outside the {fld.kind} range of field {fld.name}")
+            return raw
         if fld.kind == "flag":
             return int(text, 0)
         return _to_raw(op.name, fld, int(text, 0))
@@ -258,16 +276,21 @@ def disassemble(prog: list[Instr], base_pc: int = 0) -> str:
 # ------------------------------------------------------------------ program files
 def pack_program(prog: list[Instr], entry: int = 0) -> bytes:
     """A program file: one 64-byte header word, then the instruction words."""
-    head = PROG_HEADER.pack(PROG_MAGIC, isa.ISA_VERSION, len(prog), entry, isa.isa_fingerprint().encode())
+    head = PROG_HEADER.pack(PROG_MAGIC, isa.ISA_VERSION, len(prog), entry, isa.isa_fingerprint().encode(), bytes(24))
     return head + b"".join(encode(i) for i in prog)
 
 
 def unpack_program(data: bytes, name: str = "program") -> list[Instr]:
     if len(data) < PROG_HEADER.size or data[:8] != PROG_MAGIC:
         raise EncodingError(f"{name}: not a dfx program (bad magic)")
-    magic, ver, count, _entry, fp = PROG_HEADER.unpack_from(data)
+    magic, ver, count, _entry, fp, reserved = PROG_HEADER.unpack_from(data)
     if ver != isa.ISA_VERSION:
         raise EncodingError(f"{name}: ISA version {ver}, this dfx reads version {isa.ISA_VERSION}")
+    if fp != isa.isa_fingerprint().encode():
+        raise EncodingError(f"{name}: written for ISA tables with fingerprint {fp.decode('ascii', 'replace')!r}, "
+                            f"this dfx has {isa.isa_fingerprint()!r}: recompile it")
+    if any(reserved):
+        raise EncodingError(f"{name}: reserved header bytes are set (corrupted)")
     body = data[PROG_HEADER.size:]
     if len(body) != count * isa.INSTR_BYTES:
         raise EncodingError(f"{name}: header says {count} instructions, file holds {len(body) / isa.INSTR_BYTES:g}")
