@@ -2,6 +2,7 @@
 
 import hashlib
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -18,7 +19,7 @@ from dfx.compiler.frontend import load_model
 from dfx.compiler.memmap import plan_card
 from dfx.compiler.partition import plan_partition, split_even
 from dfx.compiler.presets import PRESETS
-from dfx.errors import ModelError
+from dfx.errors import BundleError, ModelError
 
 
 @pytest.fixture(scope="module")
@@ -137,6 +138,31 @@ def test_bundle_is_deterministic_and_holds_the_weights(tiny_hf, tmp_path):
     full = sd["transformer.h.1.attn.c_attn.weight"].numpy().astype(np.float16).view(np.uint16)
     cols = np.r_[32:64, 96:128, 160:192]
     assert (w == full[:, cols]).all()
+
+
+def test_manifest_layout_is_checked(tiny_hf, tmp_path):
+    """Found by tests/fuzzing.py: a signed manifest of the wrong shape is refused in one line."""
+    from dfx.compiler.bundle import _canonical
+
+    out = tmp_path / "b"
+    compile_model(str(tiny_hf), 1, out, target="tiny", max_seq=64, progress=False)
+    good = json.loads((out / "manifest.json").read_text())
+    for edit, match in [(("programs", "generation", "entry", -1),
+                         r"cards\[0\].programs.generation.entry must be a non-negative integer, got -1"),
+                        (("hbm_channels", 0, "file", "/etc/passwd"), "must be a relative path inside the bundle"),
+                        (("regions", 0, "name", None), r"cards\[0\].regions\[0\].name must be a string")]:
+        m = json.loads(json.dumps(good))
+        *keys, last, value = edit
+        target = m["cards"][0]
+        for k in keys:
+            target = target[k]
+        target[last] = value
+        m["manifest_sha256"] = hashlib.sha256(_canonical(m)).hexdigest()
+        bad = tmp_path / "bad"
+        shutil.copytree(out, bad, dirs_exist_ok=True)
+        (bad / "manifest.json").write_text(json.dumps(m))
+        with pytest.raises(BundleError, match="malformed manifest: .*" + match):
+            Bundle(bad)
 
 
 def test_compile_cli_errors_are_one_line(tiny_hf, tmp_path):
