@@ -44,13 +44,35 @@ def _canonical(manifest: dict) -> bytes:
     return json.dumps(m, sort_keys=True, separators=(",", ":")).encode()
 
 
+def _remove(p: Path) -> None:
+    if p.is_dir() and not p.is_symlink():
+        shutil.rmtree(p)
+    elif p.exists() or p.is_symlink():
+        p.unlink()
+
+
 def write_bundle(out: Path, manifest: dict, programs: list[dict], images, target) -> Path:
-    """Write a bundle atomically: into OUT.tmp, then renamed, so a failure leaves nothing half-way."""
+    """Write a bundle atomically: into OUT.tmp, then renamed, so a failure leaves nothing half-way.
+    An earlier bundle (or an empty folder) at OUT is replaced; anything else there is refused."""
     out = Path(out)
+    if out.exists() and not (out.is_dir() and ((out / "manifest.json").is_file() or not any(out.iterdir()))):
+        raise BundleError(f"{out} exists and is not a dfx bundle: not replacing it")
     tmp = out.with_name(out.name + ".tmp")
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir(parents=True)
+    try:
+        _remove(tmp)
+        tmp.mkdir(parents=True)
+        _write_files(tmp, manifest, programs, images, target)
+        _remove(out)
+        os.replace(tmp, out)
+    except BaseException as e:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(e, OSError):  # no space, no permission, ...
+            raise BundleError(f"cannot write the bundle {out}: {e.strerror or e}") from None
+        raise
+    return out
+
+
+def _write_files(tmp: Path, manifest: dict, programs: list[dict], images, target) -> None:
     C, P = target.hbm.channels, target.port_bytes
 
     def write_card(card):
@@ -87,10 +109,6 @@ def write_bundle(out: Path, manifest: dict, programs: list[dict], images, target
         manifest["link_config"] = {"file": "link.cfg", "sha256": sha256((tmp / "link.cfg").read_bytes())}
     manifest["manifest_sha256"] = hashlib.sha256(_canonical(manifest)).hexdigest()
     (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
-    if out.exists():
-        shutil.rmtree(out)
-    os.replace(tmp, out)
-    return out
 
 
 # ------------------------------------------------------------------ manifest layout

@@ -165,6 +165,26 @@ def test_manifest_layout_is_checked(tiny_hf, tmp_path):
             Bundle(bad)
 
 
+def test_compile_replaces_only_a_bundle_or_an_empty_folder(tiny_hf, tmp_path):
+    """Found by tests/fuzzing.py: -o naming a file or a folder of other things is refused, both
+    left as they were, and no OUT.tmp stays behind."""
+    out = tmp_path / "b"
+    compile_model(str(tiny_hf), 1, out, target="tiny", max_seq=64, progress=False)
+    compile_model(str(tiny_hf), 1, out, target="tiny", max_seq=64, progress=False)  # an earlier bundle
+    Bundle(out).verify()
+    (tmp_path / "empty").mkdir()
+    compile_model(str(tiny_hf), 1, tmp_path / "empty", target="tiny", max_seq=64, progress=False)
+    (tmp_path / "notes").write_text("mine")
+    with pytest.raises(BundleError, match="notes exists and is not a dfx bundle: not replacing it"):
+        compile_model(str(tiny_hf), 1, tmp_path / "notes", target="tiny", max_seq=64, progress=False)
+    assert (tmp_path / "notes").read_text() == "mine" and not (tmp_path / "notes.tmp").exists()
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "folder" / "notes").write_text("mine")
+    with pytest.raises(BundleError, match="folder exists and is not a dfx bundle"):
+        compile_model(str(tiny_hf), 1, tmp_path / "folder", target="tiny", max_seq=64, progress=False)
+    assert [p.name for p in (tmp_path / "folder").iterdir()] == ["notes"]
+
+
 def test_compile_cli_errors_are_one_line(tiny_hf, tmp_path):
     def dfx(*args):
         return subprocess.run([sys.executable, "-m", "dfx.cli", *args], capture_output=True, text=True)
