@@ -31,6 +31,7 @@ never loaded whole.
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from pathlib import Path
 
@@ -94,32 +95,61 @@ class _Graph:
             t = self.init[name]
             if t.data_location == 1:  # TensorProto.EXTERNAL
                 return self._external(t)
-            return numpy_helper.to_array(t)
+            return self._array(t, f"initializer {t.name!r}")
         node = self.const_nodes[name]
         for a in node.attribute:
             if a.name == "value":
-                return numpy_helper.to_array(a.t)
+                return self._array(a.t, f"Constant node {node.name!r}")
             if a.name in ("value_float", "value_int"):
                 return np.array(a.f if a.name == "value_float" else a.i)
             if a.name in ("value_floats", "value_ints"):
                 return np.array(list(a.floats) if a.name == "value_floats" else list(a.ints))
         raise _err(self.path, f"Constant node {node.name!r} has no value this frontend can read")
 
-    def _external(self, t) -> np.ndarray:
+    def ints(self, name: str) -> list[int] | None:
+        """A constant's values as ints; None unless it is an integer tensor."""
+        v = self.const(name)
+        return [int(x) for x in v.reshape(-1)] if np.issubdtype(v.dtype, np.integer) else None
+
+    def _array(self, t, what: str) -> np.ndarray:
+        from onnx import numpy_helper
+
+        self._dtype(t, what)
+        try:
+            return numpy_helper.to_array(t)
+        except ValueError:  # its data does not fill its dims
+            raise _err(self.path, f"{what}: its data does not match its shape {list(t.dims)}") from None
+
+    def _dtype(self, t, what: str) -> np.dtype:
         from onnx import helper
 
+        try:
+            return np.dtype(helper.tensor_dtype_to_np_dtype(t.data_type))
+        except (KeyError, TypeError):
+            raise _err(self.path, f"{what}: data type {t.data_type} is not a tensor type dfx reads") from None
+
+    def _external(self, t) -> np.ndarray:
         info = {e.key: e.value for e in t.external_data}
-        f = self.folder / info.get("location", "")
-        dtype = np.dtype(helper.tensor_dtype_to_np_dtype(t.data_type))
+        where = f"initializer {t.name!r}"
+        loc = info.get("location", "")
+        if not loc or "\0" in loc or Path(loc).is_absolute() or ".." in Path(loc).parts:
+            raise _err(self.path, f"{where}: external data location {loc!r} is not a file next to the model")
+        f = self.folder / loc
+        dtype = self._dtype(t, where)
         shape = tuple(int(d) for d in t.dims)
-        offset = int(info.get("offset", 0))
-        nbytes = int(np.prod(shape)) * dtype.itemsize
-        if "length" in info and int(info["length"]) != nbytes:
-            raise _err(self.path, f"initializer {t.name!r}: external length {info['length']} != {nbytes}")
+        try:
+            offset, length = int(info.get("offset", 0)), int(info.get("length", -1))
+        except ValueError:
+            raise _err(self.path, f"{where}: external data offset/length are not integers") from None
+        if offset < 0 or min(shape, default=0) < 0:
+            raise _err(self.path, f"{where}: negative external data offset or dimension")
+        nbytes = math.prod(shape) * dtype.itemsize
+        if "length" in info and length != nbytes:
+            raise _err(self.path, f"{where}: external length {length} != {nbytes}")
         if not f.is_file():
-            raise _err(self.path, f"initializer {t.name!r}: external data file {f} is missing")
+            raise _err(self.path, f"{where}: external data file {loc!r} is missing")
         if f.stat().st_size < offset + nbytes:
-            raise _err(self.path, f"initializer {t.name!r}: external data file {f} is truncated")
+            raise _err(self.path, f"{where}: external data file {loc!r} is truncated")
         return np.memmap(f, dtype=dtype, mode="r", offset=offset, shape=shape)
 
     # ---- structure ------------------------------------------------------------------------
@@ -155,16 +185,19 @@ class _Graph:
         return ops
 
 
-def _attr(node, name, default=None):
+FLOAT, INT, INTS = 1, 2, 7  # the onnx.AttributeProto types read here
+ATTR_KINDS = {FLOAT: ("a float", lambda a: a.f), INT: ("an integer", lambda a: a.i),
+              INTS: ("a list of integers", lambda a: list(a.ints))}
+
+
+def _attr(graph, node, name, default, kind: int):
+    """The value of attribute `name` (of AttributeProto type `kind`), or default when absent."""
     for a in node.attribute:
         if a.name == name:
-            if a.type == 1:
-                return a.f
-            if a.type == 2:
-                return a.i
-            if a.type == 7:
-                return list(a.ints)
-            return a
+            if a.type != kind:
+                raise _err(graph.path, f"{node.op_type} node {node.name!r}: attribute {name!r} is not "
+                                       f"{ATTR_KINDS[kind][0]}")
+            return ATTR_KINDS[kind][1](a)
     return default
 
 
@@ -180,10 +213,20 @@ def _load_proto(path: Path):
 
 
 def check_ops(graph: _Graph) -> None:
+    """Every node is a known op with at least the inputs and outputs its ONNX schema requires
+    (the frontend reads them by position)."""
+    from onnx import defs
+
     for n in graph.nodes:
+        name = n.name or (n.output[0] if n.output else "")
         if n.domain not in ("", "ai.onnx") or n.op_type not in KNOWN_OPS:
             op = n.op_type if n.domain in ("", "ai.onnx") else f"{n.domain}::{n.op_type}"
-            raise _err(graph.path, f"unsupported ONNX op {op!r} at node {n.name or n.output[0]!r}")
+            raise _err(graph.path, f"unsupported ONNX op {op!r} at node {name!r}")
+        schema = defs.get_schema(n.op_type)
+        if len(n.input) < schema.min_input or len(n.output) < max(1, schema.min_output):
+            raise _err(graph.path, f"{n.op_type} node {name!r} has {len(n.input)} inputs and {len(n.output)} "
+                                   f"outputs; ONNX {n.op_type} needs at least {schema.min_input} and "
+                                   f"{max(1, schema.min_output)}")
 
 
 
@@ -199,17 +242,18 @@ def _linear(graph: _Graph, node):
     """(input value, weight getter, weight shape (in, out), weight source key, bias getter|None)."""
     p = graph.path
     if node.op_type == "Gemm":
-        if _attr(node, "transA", 0) or _attr(node, "alpha", 1.0) != 1.0 or _attr(node, "beta", 1.0) != 1.0:
+        if _attr(graph, node, "transA", 0, INT) or _attr(graph, node, "alpha", 1.0, FLOAT) != 1.0 \
+                or _attr(graph, node, "beta", 1.0, FLOAT) != 1.0:
             raise _err(p, f"Gemm node {node.name!r} has transA/alpha/beta this frontend does not map")
         b = node.input[1]
         if not graph.is_const(b):
             return None
-        trans = bool(_attr(node, "transB", 0))
+        trans = bool(_attr(graph, node, "transB", 0, INT))
         wshape, wget = _weight(graph, node, b, trans)
         bias = None
         if len(node.input) > 2 and node.input[2]:
             c = node.input[2]
-            if not graph.is_const(c) or int(np.prod(graph.const_shape(c))) != wshape[1]:
+            if not graph.is_const(c) or math.prod(graph.const_shape(c)) != wshape[1]:
                 raise _err(p, f"Gemm node {node.name!r}: bias {c!r} is not a constant of {wshape[1]} values")
             bias = lambda c=c, n=wshape[1]: graph.const(c).reshape(n)
         return node.input[0], wget, wshape, (b, trans), bias
@@ -220,7 +264,7 @@ def _linear(graph: _Graph, node):
         prod = graph.producer.get(b)
         if prod is None or prod.op_type != "Transpose" or not graph.is_const(prod.input[0]):
             return None
-        perm = _attr(prod, "perm", [1, 0])
+        perm = _attr(graph, prod, "perm", [1, 0], INTS)
         if list(perm) != [1, 0]:
             raise _err(p, f"Transpose node {prod.name!r} feeding MatMul {node.name!r} has perm {perm}")
         b, trans = prod.input[0], True
@@ -231,7 +275,7 @@ def _linear(graph: _Graph, node):
         add, via = users[0]
         other = [i for i in add.input if i != via]
         if len(other) == 1 and graph.is_const(other[0]) and \
-                int(np.prod(graph.const_shape(other[0]))) == wshape[1]:
+                math.prod(graph.const_shape(other[0])) == wshape[1]:
             bias = lambda c=other[0], n=wshape[1]: graph.const(c).reshape(n)
     return node.input[0], wget, wshape, (b, trans), bias
 
@@ -249,12 +293,13 @@ def _infer_n_head(graph: _Graph, c_attn_out: str, d: int) -> int | None:
                 shp_name = r.input[1]
                 vals = None
                 if graph.is_const(shp_name):
-                    vals = [int(x) for x in graph.const(shp_name).reshape(-1)]
+                    vals = graph.ints(shp_name)
                 elif shp_name in graph.producer and graph.producer[shp_name].op_type == "Concat":
                     cat = graph.producer[shp_name]
                     if all(graph.is_const(i) for i in cat.input[-2:]):
-                        tail = [int(x) for i in cat.input[-2:] for x in graph.const(i).reshape(-1)]
-                        vals = tail if len(tail) == 2 else None
+                        parts = [graph.ints(i) for i in cat.input[-2:]]
+                        tail = None if None in parts else parts[0] + parts[1]
+                        vals = tail if tail and len(tail) == 2 else None
                 if not vals or len(vals) < 2:
                     continue
                 h, hd = vals[-2], vals[-1]
@@ -336,10 +381,11 @@ def load_onnx(path, n_head: int | None = None, name: str | None = None) -> GPT2M
     getters: dict[str, object] = {"wte": lambda: graph.const(wte_key), "wpe": wpe_get}
     ln_names = [f"h.{i}.ln_{j}" for i in range(n_layer) for j in (1, 2)] + ["ln_f"]
     for ln, canon in zip(lns, ln_names):
-        if _attr(ln, "axis", -1) != -1:
-            raise _err(p, f"LayerNormalization {ln.name!r} normalises axis {_attr(ln, 'axis')}, expected -1")
+        axis = _attr(graph, ln, "axis", -1, INT)
+        if axis != -1:
+            raise _err(p, f"LayerNormalization {ln.name!r} normalises axis {axis}, expected -1")
         # the attribute is a float32: take its shortest decimal form (1e-05, not 9.9999997e-06)
-        eps_all.add(float(str(np.float32(_attr(ln, "epsilon", 1e-5)))))
+        eps_all.add(float(str(np.float32(_attr(graph, ln, "epsilon", 1e-5, FLOAT)))))
         w = ln.input[1] if len(ln.input) > 1 else ""
         b = ln.input[2] if len(ln.input) > 2 else ""
         if not w or not graph.is_const(w) or (b and not graph.is_const(b)):
@@ -360,7 +406,7 @@ def load_onnx(path, n_head: int | None = None, name: str | None = None) -> GPT2M
     for ln, canon in zip(lns, ln_names):
         for i, part in ((1, "weight"), (2, "bias")):
             has = len(ln.input) > i and ln.input[i]
-            ln_shapes[f"{canon}.{part}"] = (int(np.prod(graph.const_shape(ln.input[i]))),) if has else (d,)
+            ln_shapes[f"{canon}.{part}"] = (math.prod(graph.const_shape(ln.input[i])),) if has else (d,)
     lin_shapes: dict[str, tuple] = {}
     for k, ((node, (x, wget, wshape, _key, bias)), canon) in enumerate(zip(linears, lin_names)):
         layer, which = divmod(k, 4)

@@ -370,6 +370,22 @@ def test_onnx_external_data(tiny, exports, tmp_path):
     m = load_onnx(tmp_path / "ext.onnx")
     w = m.weights.get("h.0.mlp.c_fc.weight")
     assert np.array_equal(w, sd["transformer.h.0.mlp.c_fc.weight"])
+    # found by tests/fuzzing.py: external data names only files next to the model, and bad
+    # offsets, data types and sizes are one-line errors
+    for key, value, match in [("location", "/etc/passwd", "location '/etc/passwd' is not a file next to the model"),
+                              ("location", "../ext.data", "is not a file next to the model"),
+                              ("offset", "-64", "negative external data offset"),
+                              ("offset", "abc", "offset/length are not integers")]:
+        bad = onnx.load(str(tmp_path / "ext.onnx"), load_external_data=False)
+        t = [t for t in bad.graph.initializer if t.name.endswith("h.0.mlp.c_fc.weight")][0]
+        [e for e in t.external_data if e.key == key][0].value = value
+        onnx.save_model(bad, str(tmp_path / "bad.onnx"))
+        with pytest.raises(ModelError, match=match):
+            load_onnx(tmp_path / "bad.onnx").weights.get("h.0.mlp.c_fc.weight")
+    t.data_type = 0
+    onnx.save_model(bad, str(tmp_path / "bad.onnx"))
+    with pytest.raises(ModelError, match="data type 0 is not a tensor type dfx reads"):
+        load_onnx(tmp_path / "bad.onnx").weights.get("h.0.mlp.c_fc.weight")
     (tmp_path / "ext.data").write_bytes((tmp_path / "ext.data").read_bytes()[:100])
     with pytest.raises(ModelError, match="truncated"):
         load_onnx(tmp_path / "ext.onnx").weights.get("h.1.mlp.c_fc.weight")
