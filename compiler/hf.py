@@ -16,6 +16,7 @@ keys take Hugging Face's GPT2Config defaults.
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -45,7 +46,7 @@ def config_from_hf(cfg: dict, name: str, where: str = "config.json") -> GPT2Conf
     if mt is not None and mt != "gpt2":
         raise ModelError(f"{where}: model_type is {mt!r}, only 'gpt2' is supported")
     act = cfg.get("activation_function", HF_DEFAULTS["activation_function"])
-    if act not in HF_ACTIVATIONS:
+    if not isinstance(act, str) or act not in HF_ACTIVATIONS:
         raise ModelError(f"{where}: activation_function {act!r} is not supported "
                          f"(supported: {', '.join(HF_ACTIVATIONS)})")
     for key, want in (("scale_attn_weights", True), ("scale_attn_by_inverse_layer_idx", False),
@@ -58,8 +59,10 @@ def config_from_hf(cfg: dict, name: str, where: str = "config.json") -> GPT2Conf
         if isinstance(v, bool) or not isinstance(v, int):
             raise ModelError(f"{where}: {k} must be an integer, got {v!r}")
     if cfg.get("n_inner") not in (None, FFN_MULT * vals["n_embd"]):
-        raise ModelError(f"{where}: n_inner={cfg['n_inner']} is not supported (GPT-2 uses {FFN_MULT} * n_embd)")
+        raise ModelError(f"{where}: n_inner={cfg['n_inner']!r} is not supported (GPT-2 uses {FFN_MULT} * n_embd)")
     eps = cfg.get("layer_norm_epsilon", HF_DEFAULTS["layer_norm_epsilon"])
+    if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not math.isfinite(eps):
+        raise ModelError(f"{where}: layer_norm_epsilon must be a number, got {eps!r}")
     try:
         return GPT2Config(n_layer=vals["n_layer"], n_embd=vals["n_embd"], n_head=vals["n_head"],
                           vocab_size=vals["vocab_size"], n_positions=n_pos,

@@ -33,6 +33,9 @@ from dfx.errors import ModelError
 # gelu_fast: the form the hardware computes); "gelu" is the exact erf form.
 ACTIVATIONS = ("gelu_new", "gelu")
 FFN_MULT = 4  # GPT-2's MLP width is 4 * n_embd (d_ff)
+# Largest values a config may hold: far beyond GPT-2 (48 layers) and GPT-3 (96), yet small enough
+# that per-layer work (canonical names, memory plans) and shape arithmetic stay bounded.
+LIMITS = {"n_layer": 1024, "n_embd": 1 << 31, "n_head": 1 << 31, "vocab_size": 1 << 31, "n_positions": 1 << 31}
 
 
 @dataclass(frozen=True)
@@ -51,6 +54,8 @@ class GPT2Config:
             v = getattr(self, key)
             if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
                 raise ModelError(f"model {self.name!r}: {key} must be a positive integer, got {v!r}")
+            if v > LIMITS[key]:
+                raise ModelError(f"model {self.name!r}: {key} {v} is more than dfx handles ({LIMITS[key]})")
         if self.n_embd % self.n_head:
             raise ModelError(f"model {self.name!r}: n_embd {self.n_embd} is not a multiple of "
                              f"n_head {self.n_head}")

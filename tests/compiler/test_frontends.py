@@ -111,6 +111,7 @@ def test_preset_param_counts_headline():
     (dict(n_layer=0, n_embd=64, n_head=4), "n_layer must be a positive integer"),
     (dict(n_layer=2, n_embd=64, n_head=4, layer_norm_epsilon=0.0), "layer_norm_epsilon"),
     (dict(n_layer=2, n_embd=64, n_head=4, activation="relu"), "activation"),
+    (dict(n_layer=2**63, n_embd=64, n_head=4), r"n_layer 9223372036854775808 is more than dfx handles \(1024\)"),
 ])
 def test_config_validation(kw, match):
     with pytest.raises(ModelError, match=match):
@@ -311,8 +312,10 @@ def test_folder_errors(tiny, tmp_path):
     cfg = json.loads((folder / "config.json").read_text())
     for key, val, match in [("activation_function", "relu", "activation_function 'relu' is not supported"),
                             ("model_type", "llama", "model_type is 'llama'"),
-                            ("scale_attn_by_inverse_layer_idx", True, "scale_attn_by_inverse_layer_idx")]:
-        bad = tmp_path / f"bad_{key}"
+                            ("scale_attn_by_inverse_layer_idx", True, "scale_attn_by_inverse_layer_idx"),
+                            ("activation_function", ["gelu"], r"activation_function \['gelu'\] is not supported"),
+                            ("layer_norm_epsilon", "small", "layer_norm_epsilon must be a number, got 'small'")]:
+        bad = tmp_path / f"bad_{key}_{type(val).__name__}"
         shutil.copytree(folder, bad)
         (bad / "config.json").write_text(json.dumps({**cfg, key: val}))
         with pytest.raises(ModelError, match=match):
