@@ -137,6 +137,8 @@ def cmd_asm(a) -> int:
         text = sys.stdin.read() if a.file == "-" else path.read_text()
     except FileNotFoundError:
         raise DfxError(f"no such file: {a.file}") from None
+    except UnicodeDecodeError as e:
+        raise DfxError(f"{a.file}: not assembly text (byte {e.start} is not UTF-8)") from None
     prog = assemble(text)
     out = Path(a.output) if a.output else path.with_suffix(".bin")
     out.write_bytes(pack_program(prog))

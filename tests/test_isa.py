@@ -140,6 +140,14 @@ def test_float_fields_in_assembly():
     assert "scale=inf" in str(assemble("mm scale=inf")[0])
 
 
+def test_asm_command_refuses_binary_input(tmp_path, capsys):
+    from dfx.cli import main
+
+    (tmp_path / "p.s").write_bytes(b"nop\n\xd2\x00")
+    assert main(["asm", str(tmp_path / "p.s")]) == 1
+    assert capsys.readouterr().err == f"dfx: error: {tmp_path / 'p.s'}: not assembly text (byte 4 is not UTF-8)\n"
+
+
 def test_verilog_header_defines_every_field():
     text = verilog.isa_header()
     for op in isa.OPS:
