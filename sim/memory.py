@@ -75,9 +75,9 @@ class Memory:
         self._check(addr, span)
         self._count_rows(self.read_bytes, addr, rows, cols, stride)
         base = self.buf[addr: addr + span + (span & 1)].view(np.uint16)
-        if stride == cols * 2:
+        if stride == cols * 2 or rows == 1:
             return base[: rows * cols].reshape(rows, cols)
-        if addr + rows * stride <= self.buf.size:
+        if stride > cols * 2 and addr + rows * stride <= self.buf.size:  # rows apart: one reshape
             return self.buf[addr: addr + rows * stride].view(np.uint16).reshape(rows, stride // 2)[:, :cols]
         return np.lib.stride_tricks.as_strided(base, (rows, cols), (stride, 2))
 
