@@ -111,7 +111,7 @@ class CallTiming:
 class _Core:
     def __init__(self, t: Target, rates: Rates, prog: list, core: int, ncores: int):
         self.t, self.r, self.prog, self.core, self.n = t, rates, prog, core, ncores
-        self.C, self.P = t.hbm.channels, t.port_bytes
+        self.C = t.hbm.channels
 
     # ---- the schedule of one call (a generator: yields at ring instructions)
     def run(self, ntok: int, pos: int, ids=None):

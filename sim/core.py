@@ -261,6 +261,12 @@ class Core:
                 words = addr + stride * np.arange(rows)[:, None] + np.arange(cols)[None, :]
                 self.on_write(self.id, self.pc, "buf", words.ravel(), np.asarray(data, np.uint16).ravel())
 
+    def weight_read_bytes(self, K, N, batch, mem) -> int:
+        """Bytes each channel of `mem` reads for `batch` K x N weights: every tile is one beat on
+        every channel."""
+        W, L = self.t.matrix.width, self.t.matrix.lanes
+        return batch * ktiles(K, W) * ntiles(N, L) * self.t.tile_bytes // mem.channels
+
     def weights(self, mem: Memory, cache: RangeCache, addr, K, N, wn, batch=1, wbs=0) -> np.ndarray:
         """The (batch, K, N) FP32 matrices of the tiles at `addr`, `wbs` tiles apart
         (cached until the range is written)."""
@@ -272,8 +278,7 @@ class Core:
         if NT > 1 and wn < KT:
             raise IllegalInstruction(f"n-tile stride wn={wn} is less than the {KT} k-tiles of k={K}")
         span = ((batch - 1) * wbs + (NT - 1) * wn + KT) * t.tile_bytes
-        # every tile is one beat on every channel
-        mem.read_bytes += batch * KT * NT * t.tile_bytes // mem.channels
+        mem.read_bytes += self.weight_read_bytes(K, N, batch, mem)
         key = (addr, K, N, wn, batch, wbs)
         wf = cache.get(key)
         if wf is None:

@@ -26,7 +26,6 @@ import numpy as np
 
 from dfx.arch import isa
 from dfx.arch.encoding import to_asm
-from dfx.arch.layout import ktiles, ntiles
 from dfx.errors import MachineError
 from dfx.sim import _exact as _c
 from dfx.sim import numerics as nx
@@ -267,7 +266,7 @@ def _mm_step(core, ins):
                     core._vcheck(ins.aux + bi * ins.abs, M, isa.ARGMAX_WORDS if kind == 2 else 1, aux_stride)
         except MachineError:
             return False
-        reads = B * ktiles(K, W) * ntiles(N, lanes) * t.tile_bytes // core.hbm.channels
+        reads = core.weight_read_bytes(K, N, B, core.hbm)
         return core.vbuf, [core._view(x0 + bi * xbs, M, K, xs) for bi in range(B)], reads
 
     def step():
