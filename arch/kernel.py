@@ -127,3 +127,25 @@ def build_status(**fields) -> bytes:
         buf[off: off + n] = v if isinstance(v, (bytes, bytearray)) else int(v).to_bytes(n, "little")
     return bytes(buf)
 
+
+
+# ------------------------------------------------------------------ xclbin identity
+# The hardware sections of a target: what the generated RTL parameters and the link depend on
+# (perf and host are the model's and the runtime's, description is prose).
+HW_SECTIONS = ("card", "clock", "matrix", "vector", "hbm", "ddr", "ring", "buffers")
+
+
+def hw_digest(target: dict) -> str:
+    """sha256 (first 16 hex digits) of a target's hardware sections; `target` is Target.as_dict()
+    or a bundle manifest's "target" object, so a bundle can be checked without its target file."""
+    import hashlib
+    import json
+    hw = {k: target[k] for k in HW_SECTIONS}
+    return hashlib.sha256(json.dumps(hw, sort_keys=True, separators=(",", ":")).encode()).hexdigest()[:16]
+
+
+def xclbin_keys(target: dict) -> dict[str, str]:
+    """The USER key-value metadata `make xclbin` stamps into dfx_core's xclbin
+    (xclbinutil --key-value USER:<key>:<value>), which the card backends compare with a bundle's
+    manifest before they load anything: the ISA the core decodes and the target it was built for."""
+    return {"dfx_isa": isa.isa_fingerprint(), "dfx_target": target["name"], "dfx_hw": hw_digest(target)}

@@ -69,3 +69,17 @@ def test_unknown_field_and_bad_toml(tmp_path):
         load_target_file(_write(tmp_path, "name = \n"))
     with pytest.raises(TargetError, match="unknown target 'nope'"):
         load_target("nope")
+
+
+def test_xclbin_keys_follow_the_hardware_sections_only():
+    """The xclbin identity changes with a hardware field and not with a perf or host field."""
+    import dataclasses
+
+    from dfx.arch import kernel
+    t = load_target("tiny")
+    keys = kernel.xclbin_keys(t.as_dict())
+    assert keys["dfx_target"] == "tiny" and len(keys["dfx_hw"]) == 16
+    faster_host = dataclasses.replace(t, host=dataclasses.replace(t.host, pcie_gbps=t.host.pcie_gbps * 2))
+    assert kernel.xclbin_keys(faster_host.as_dict()) == keys
+    more_lanes = dataclasses.replace(t, matrix=dataclasses.replace(t.matrix, lanes=t.matrix.lanes * 2))
+    assert kernel.xclbin_keys(more_lanes.as_dict())["dfx_hw"] != keys["dfx_hw"]
