@@ -138,7 +138,8 @@ class _Core:
         intervals = []  # (start, end, unit)
         ubusy = defaultdict(float)
         reg_done = 0.0
-        for ins in self.prog:
+        retired = []  # (pc, unit, start, done) of every unit instruction, in program order
+        for pc, ins in enumerate(self.prog):
             op = ins.op
             name, unit = op.name, op.unit
             dispatch += 1
@@ -241,6 +242,7 @@ class _Core:
                 sq.popleft()
             unit_done[unit] = max(unit_done[unit], done)
             intervals.append((start, done, unit))
+            retired.append((pc, unit, start, done))
             ubusy[unit] += max(0.0, done - start)
             if len(tags) > 96:  # drop tags that can delay nothing any more
                 for key in [k for k, d in tags.items() if d <= dispatch]:
@@ -248,7 +250,7 @@ class _Core:
         else:
             raise PerfError(f"core {self.core}: program has no end instruction")
         return dict(cycles=end_all, hbm_read=hread, hbm_write=hwrite, ddr=ddr, macs=macs, ring=ring,
-                    intervals=intervals, unit_cycles=dict(ubusy))
+                    intervals=intervals, unit_cycles=dict(ubusy), retired=retired)
 
     @staticmethod
     def _ready(tags, reads, writes, dispatch, reg_done):
