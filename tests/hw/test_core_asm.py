@@ -231,12 +231,8 @@ def test_embed_gathers_table_rows_by_id():
 D_DATA, D_OUT = 0x100, 0x4000  # DDR byte addresses, inside the testbench's smallest DDR model (32 KB)
 
 
-def test_ddr_load_store_strides_index_and_unaligned_addresses():
-    """The DDR space: rows at odd word addresses, strides that are not whole beats, an index
-    register on a load and (negative) on a store, a row over several beats; the DDR rows stored
-    are loaded back (right after the stores: the DMA waits for their write responses) and stored
-    to HBM. The DDR bytes around the stored rows (a random background) must survive the
-    partial-beat writes; the DDR itself is compared too."""
+def ddr_load_store(target, backend=RTL):
+    """Load and store on the DDR space (test_ddr_load_store_strides_index_and_unaligned_addresses)."""
     rng = np.random.default_rng(4)
     src = f16(rng, (8, 24))
     background = rng.integers(0, 256, OUT_BYTES, dtype=np.uint8)
@@ -250,12 +246,27 @@ def test_ddr_load_store_strides_index_and_unaligned_addresses():
         store space=ddr rows=1 cols=37 v=101 vs=37 m={D_OUT + 512 + 7 * WORD}
         load space=ddr rows=1 cols={OUT_BYTES // WORD} v=2000 m={D_OUT}
         store rows=1 cols={OUT_BYTES // WORD} v=2000 m={OUT}
-    """)], target=TD, ddr={D_DATA: src, D_OUT: background}, read_ddr=(D_OUT, OUT_BYTES))
+    """)], backend=backend, target=target, ddr={D_DATA: src, D_OUT: background}, read_ddr=(D_OUT, OUT_BYTES))
     want = background.copy().view(np.uint16)
     for i in range(3):
         want[5 + 19 * i: 5 + 19 * i + 11] = src[2 + i, 3:14]
     want[256 + 7: 256 + 7 + 37] = src.reshape(-1)[1:38]
     assert got[0] == want.tobytes() * 2  # in HBM (loaded back) and in the DDR
+
+
+def test_ddr_load_store_strides_index_and_unaligned_addresses():
+    """The DDR space: rows at odd word addresses, strides that are not whole beats, an index
+    register on a load and (negative) on a store, a row over several beats; the DDR rows stored
+    are loaded back (right after the stores: the DMA waits for their write responses) and stored
+    to HBM. The DDR bytes around the stored rows (a random background) must survive the
+    partial-beat writes; the DDR itself is compared too."""
+    ddr_load_store(TD)
+
+
+def test_ddr_beats_as_wide_as_the_port():
+    """The same with DDR beats as wide as the HBM port (as u280-dfx has them: the DDR port without
+    its width adapter; a build of its own, one core)."""
+    ddr_load_store(dataclasses.replace(TD, name="tiny-ddr-wide", ddr=dataclasses.replace(TD.ddr, port_bits=128)))
 
 
 def test_embed_from_ddr():
