@@ -322,7 +322,7 @@ module dfx_core_flat #(
             assign dd_rq_ready = 1'b0; assign dd_valid = 1'b0; assign dd_last = 1'b0; assign dd_w_ready = 1'b0;
             assign dd_data = {HBM_BITS{1'b0}};
             assign drd_err = 1'b0; assign dwr_err = 1'b0; assign drd_idle = 1'b1; assign dwr_idle = 1'b1;
-            // the tied-off port's inputs, and the DDR pointer argument
+            // the tied-off port's inputs, and what a DDR port would answer the DMA
             wire _unused_ok = &{1'b0, ddr_awready, ddr_wready, ddr_bvalid, ddr_bresp, ddr_arready, ddr_rvalid,
                                 ddr_rdata, ddr_rresp, ddr_rlast, dma_ddr, dd_rq_ready, dd_valid, dd_last,
                                 dd_w_ready, dd_data, 1'b0};
