@@ -180,7 +180,7 @@ def read_wlog(path, target: Target) -> WriteLog:
         r = log.run(run.get(core, 0), core)
         if kind == "r":
             r.retired[int(f[2])] = int(f[4])
-        elif kind in ("b", "h") and f[2] != "s":
+        elif kind in ("b", "h", "x") and f[2] != "s":
             pc, addr, mask, data = int(f[3]), int(f[4], 16), int(f[5], 16), int(f[6], 16)
             r.units[pc] = f[2]
             width = 16 if kind == "b" else 8
@@ -188,8 +188,8 @@ def read_wlog(path, target: Target) -> WriteLog:
             vals = np.array([data >> (width * i) & ((1 << width) - 1) for i in lanes], np.uint16)
             if kind == "b":
                 r.add(pc, "buf", (addr + np.array(lanes, np.int64)) % words, vals)
-            else:
-                r.add(pc, "hbm", addr * pb + np.array(lanes, np.int64), vals)
+            else:  # h: an HBM beat, x: a DDR beat (in beats of the HBM port too)
+                r.add(pc, "hbm" if kind == "h" else "ddr", addr * pb + np.array(lanes, np.int64), vals)
     return log
 
 

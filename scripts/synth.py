@@ -40,7 +40,7 @@ from dfx import hw
 
 ROOT = Path(__file__).resolve().parents[1]
 TOP = "dfx_core_flat"
-TARGETS = ("tiny", "u280-dfx", "u280")
+TARGETS = ("tiny", "tiny-ddr", "u280-dfx", "u280")
 
 # Alveo U280 (device XCU280): LUT, FF and DSP from AMD DS963 (Alveo U280 Data Center Accelerator
 # Card Data Sheet, table of card features: 1,304K LUTs, 2,607K registers, 9,024 DSP slices); the

@@ -15,7 +15,12 @@ function automatic [1:0] vb_check(input [47:0] addr, input [31:0] rows, input [3
     end
 endfunction
 
-// nbytes of external memory from byte address `addr` (signed)
+// nbytes of a memory of `cap` bytes from byte address `addr` (signed)
+function automatic mem_bad(input [63:0] addr, input [63:0] nbytes, input [63:0] cap);
+    mem_bad = addr[63] || (addr + nbytes > cap) || (addr + nbytes < addr);
+endfunction
+
+// the same in HBM
 function automatic hbm_bad(input [63:0] addr, input [63:0] nbytes);
-    hbm_bad = addr[63] || (addr + nbytes > HBM_CAP) || (addr + nbytes < addr);
+    hbm_bad = mem_bad(addr, nbytes, HBM_CAP);
 endfunction

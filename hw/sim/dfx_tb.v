@@ -26,6 +26,9 @@
 //                                         BEAT * HBM_BITS/8 + k gets bits [8k+7:8k] of DATA where
 //                                         STRB bit k is set; UNIT d DMA (PC as above), s status
 //                                         record (PC the instruction the record names)
+//     x CORE UNIT PC BEAT STRB DATA CYCLE DDR write beat into the DDR port, as h (UNIT d: only the
+//                                         DMA writes the DDR), the beat in HBM_BITS units too:
+//                                         DDR byte BEAT * HBM_BITS/8 + k
 //     r CORE PC OP CYCLE                  retire, as in +trace
 //   +corrupt=N, +corrupt_core=C (default 0), +corrupt_bit=B (default 14): fault injection, the
 //   N-th buffer write (from 1, counted from time 0) of core C has bit B of its lowest written
@@ -293,7 +296,8 @@ module dfx_tb #(
                 end
             end
 
-            // the write log: what the buffer's write port and the HBM write engine take at this edge
+            // the write log: what the buffer's write port, the HBM write engine and the DDR port take
+            // at this edge
             reg [16*NB-1:0] bdata;
             always @(posedge clk) begin
                 bdata = u_core.bw_data;
@@ -318,6 +322,9 @@ module dfx_tb #(
                         $fwrite(wlog, "h %0d %s %0d %0h %0h %0h %0d\n", gi, u_core.dma_wq_valid ? "d" : "s",
                                 u_core.dma_wq_valid ? u_core.pc0 : u_core.e_pc,
                                 u_core.wq_beat, u_core.wq_strb, u_core.wq_data, cycle);
+                    if (u_core.dma_ddr && u_core.dma_wq_valid && u_core.dd_w_ready)
+                        $fwrite(wlog, "x %0d d %0d %0h %0h %0h %0d\n", gi, u_core.pc0, u_core.dma_wq_beat,
+                                u_core.dma_wq_strb, u_core.dma_wq_data, cycle);
                 end
             end
         end

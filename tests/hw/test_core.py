@@ -31,12 +31,14 @@ from dfx.host.divergence import RecordingSession, hbm_difference, localise
 
 pytestmark = [pytest.mark.rtl, pytest.mark.slow]
 
-# (model shape, cards, prompt tokens, generated tokens). Uneven head splits: 4 heads on 3 cards
-# (2, 1, 1) and 6 heads on 4 cards (2, 2, 1, 1). A 20-token prompt takes two summarization
-# calls on the tiny target (summarization_rows = 16).
+# (model shape, cards, prompt tokens, generated tokens, target). Uneven head splits: 4 heads on
+# 3 cards (2, 1, 1) and 6 heads on 4 cards (2, 2, 1, 1). A 20-token prompt takes two
+# summarization calls on the tiny target (summarization_rows = 16). tiny-ddr is tiny with a DDR,
+# where the compiler puts the embedding tables: its embeds read their rows from the DDR.
 SHAPES = {"d32h4": dict(n_layer=2, n_embd=32, n_head=4, vocab_size=128),
           "d48h6": dict(n_layer=1, n_embd=48, n_head=6, vocab_size=100)}
-CASES = [("d32h4", 1, 5, 4), ("d32h4", 2, 20, 8), ("d32h4", 3, 20, 8), ("d48h6", 4, 20, 8)]
+CASES = [("d32h4", 1, 5, 4, "tiny"), ("d32h4", 2, 20, 8, "tiny"), ("d32h4", 3, 20, 8, "tiny"),
+         ("d48h6", 4, 20, 8, "tiny"), ("d32h4", 2, 20, 4, "tiny-ddr")]
 
 
 def _model(folder: Path, shape: str) -> Path:
@@ -65,10 +67,10 @@ def _opcodes(bundle: Path, card: dict) -> set[int]:
     return ops
 
 
-def _bundle(tmp_path_factory, tmp_path, shape, n, prompt_len):
+def _bundle(tmp_path_factory, tmp_path, shape, n, prompt_len, target="tiny"):
     model = _model(tmp_path_factory.getbasetemp() / f"gpt2-{shape}", shape)
     bundle = tmp_path / "b"
-    compile_model(str(model), n, bundle, target="tiny", max_seq=64, progress=False)
+    compile_model(str(model), n, bundle, target=target, max_seq=64, progress=False)
     rng = np.random.default_rng(prompt_len * 10 + n)
     prompt = [int(t) for t in rng.integers(1, SHAPES[shape]["vocab_size"], prompt_len)]
     cards = json.loads((bundle / "manifest.json").read_text())["cards"]
@@ -100,12 +102,20 @@ def _retired(path: Path) -> Counter:
     return Counter(tuple(map(int, line.split()[:3])) for line in path.read_text().splitlines())
 
 
-@pytest.mark.parametrize("shape,n,prompt_len,new", CASES, ids=[f"{s}-n{n}" for s, n, _, _ in CASES])
-def test_bundle_rtl_equals_exact_sim(tmp_path_factory, tmp_path, shape, n, prompt_len, new):
-    bundle, prompt, cards, rtl_opts = _bundle(tmp_path_factory, tmp_path, shape, n, prompt_len)
+def _ddr(session, cards) -> list[bytes]:
+    """Each card's DDR bytes up to the end of its last DDR region (none: empty)."""
+    ends = [max((r["addr"] + r["bytes"] for r in c["regions"] if r["space"] == "ddr"), default=0) for c in cards]
+    return [d.read_mem("ddr", 0, e) if e else b"" for d, e in zip(session.devices, ends)]
+
+
+@pytest.mark.parametrize("shape,n,prompt_len,new,target", CASES,
+                         ids=[f"{s}-n{n}" + ("" if t == "tiny" else f"-{t}") for s, n, _, _, t in CASES])
+def test_bundle_rtl_equals_exact_sim(tmp_path_factory, tmp_path, shape, n, prompt_len, new, target):
+    bundle, prompt, cards, rtl_opts = _bundle(tmp_path_factory, tmp_path, shape, n, prompt_len, target)
     sim = RecordingSession(bundle, backend="sim", mode="exact", trace=tmp_path / "sim-retire.txt")
     try:
         want = _run(sim, prompt, new)
+        sim_ddr = _ddr(sim, cards)
     finally:
         sim.close()
     trace = tmp_path / "retire.txt"
@@ -114,12 +124,15 @@ def test_bundle_rtl_equals_exact_sim(tmp_path_factory, tmp_path, shape, n, promp
         stats, cycles = {}, []
         got = _run(rtl, prompt, new, stats, cycles)
         counters = [d.counters() for d in rtl.devices]
+        rtl_ddr = _ddr(rtl, cards)
     finally:
         rtl.close()
     assert len(got) == len(want) == new
     # both retire traces (lines: core pc op cycle) hold the same instructions, as often
     rtl_ret, sim_ret = _retired(trace), _retired(tmp_path / "sim-retire.txt")
     problems = _differences(cards, sim.target, sim, rtl, want, got, sim_ret, rtl_ret)
+    problems += [f"card {j}: the DDR differs after the last call" for j, (r, s) in enumerate(zip(rtl_ddr, sim_ddr))
+                 if r != s]
     if problems:
         div = localise(bundle, prompt, new, tmp_path / "rtl-writes.log", **rtl_opts)
         pytest.fail(f"{len(problems)} differences, the first: {problems[0]}\nthe first instruction whose writes "

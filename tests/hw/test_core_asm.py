@@ -38,6 +38,7 @@ from dfx.host.hal import open_devices
 pytestmark = [pytest.mark.rtl, pytest.mark.slow]
 
 T = load_target("tiny")
+TD = load_target("tiny-ddr")  # tiny with a DDR (16 MB, 64-bit beats: half the HBM port)
 L, W = T.matrix.lanes, T.matrix.width
 RW = T.ring.words_per_cycle
 VB = T.buffers.vbuf_words
@@ -95,25 +96,28 @@ def image(prog: list, data: dict, end: bool = True, entry: int = CODE) -> np.nda
 
 
 def execute(backend: str, progs: list, data=None, read=(OUT, OUT_BYTES), args=None, end=True, entry=CODE,
-            target=T, before_start=None, counters: list | None = None) -> list:
+            target=T, before_start=None, counters: list | None = None, ddr=None, read_ddr=None) -> list:
     """Run one program per core (`progs`) on `backend` ("sim": the exact simulator; "verilator" or
     "icarus": the rtl backend) from zeroed memory; return each core's HBM bytes at read = (address,
     bytes). data: {address: bytes or array} for every core, or a list of them, one per core; args:
     ntok and pos; before_start(group): called with the rtl devices' group before the start (to break
-    a ring link); counters: a list that receives each core's status counters. A faulting run raises
-    its dfx.errors type."""
+    a ring link); counters: a list that receives each core's status counters; ddr: {address: bytes
+    or array} in every core's DDR (a target with one); read_ddr = (address, bytes): DDR bytes
+    appended to what is returned. A faulting run raises its dfx.errors type."""
     n = len(progs)
     per_core = data if isinstance(data, list) else [data or {}] * n
     if backend == "sim":
         devs = open_devices("sim", n, target, mode="exact")
     else:  # Verilator: the one build of RTL_CORES cores; an Icarus build is quick, so exactly n
-        cores = RTL_CORES if backend == RTL and target == T else n
+        cores = RTL_CORES if backend == RTL and target in (T, TD) else n
         devs = open_devices("rtl", cores, target, sim=backend, ring_timeout=RING_TIMEOUT)[:n]
     try:
         for j, d in enumerate(devs):
             img = image(progs[j], per_core[j], end, entry)
             for c, chan in enumerate(deinterleave(img, target.port_bytes, target.hbm.channels)):
                 d.load_hbm_channel(c, chan)
+            if ddr:
+                d.load_ddr(image([], ddr, end=False))
             d.set_args(entry=entry, core=j, ncores=n, status=STATUS, **{"ntok": 1, "pos": 0, **(args or {})})
         if before_start is not None:
             before_start(devs[0].group)
@@ -123,7 +127,7 @@ def execute(backend: str, progs: list, data=None, read=(OUT, OUT_BYTES), args=No
             d.wait(TIMEOUT_S)
         if counters is not None:
             counters.extend(d.counters() for d in devs)
-        return [d.read_mem("hbm", *read) for d in devs]
+        return [d.read_mem("hbm", *read) + (d.read_mem("ddr", *read_ddr) if read_ddr else b"") for d in devs]
     finally:
         devs[0].close()
 
@@ -147,7 +151,7 @@ def same_result(progs: list, backend=RTL, **kw) -> list:
         before = np.zeros(addr + nbytes, np.uint8)
         img = image(progs[j], (data[j] if isinstance(data, list) else data) or {})[:addr + nbytes]
         before[:img.size] = img
-        assert w != before[addr:].tobytes(), f"core {j}: the program left the bytes read back unchanged"
+        assert w[:nbytes] != before[addr:].tobytes(), f"core {j}: the program left the bytes read back unchanged"
     return want
 
 
@@ -221,6 +225,110 @@ def test_embed_gathers_table_rows_by_id():
         store rows={ids.size} cols={cols} v=7 vs=16 m={OUT} ms={cols * WORD}
     """)], data={DATA: table, ids_at: ids})
     assert np.frombuffer(got[0], np.uint16)[:ids.size * cols].tolist() == table[ids, :cols].ravel().tolist()
+
+
+# ------------------------------------------------------------------ the DDR space (target tiny-ddr)
+D_DATA, D_OUT = 0x100, 0x4000  # DDR byte addresses, inside the testbench's smallest DDR model (32 KB)
+
+
+def ddr_load_store(target, backend=RTL):
+    """Load and store on the DDR space (test_ddr_load_store_strides_index_and_unaligned_addresses)."""
+    rng = np.random.default_rng(4)
+    src = f16(rng, (8, 24))
+    background = rng.integers(0, 256, OUT_BYTES, dtype=np.uint8)
+    got = same_result([assemble(f"""
+        seti rd=r5 imm=2
+        seti rd=r6 imm=-2
+        load space=ddr rows=3 cols=11 v=5 vs=13 m={D_DATA + 3 * WORD} ms={24 * WORD} mreg=r5 mregs={24 * WORD}
+        store space=ddr rows=3 cols=11 v=5 vs=13 m={D_OUT + (5 + 2 * 19) * WORD} ms={19 * WORD} mreg=r6 \
+            mregs={19 * WORD}
+        load space=ddr rows=1 cols=37 v=101 vs=37 m={D_DATA + WORD}
+        store space=ddr rows=1 cols=37 v=101 vs=37 m={D_OUT + 512 + 7 * WORD}
+        load space=ddr rows=1 cols={OUT_BYTES // WORD} v=2000 m={D_OUT}
+        store rows=1 cols={OUT_BYTES // WORD} v=2000 m={OUT}
+    """)], backend=backend, target=target, ddr={D_DATA: src, D_OUT: background}, read_ddr=(D_OUT, OUT_BYTES))
+    want = background.copy().view(np.uint16)
+    for i in range(3):
+        want[5 + 19 * i: 5 + 19 * i + 11] = src[2 + i, 3:14]
+    want[256 + 7: 256 + 7 + 37] = src.reshape(-1)[1:38]
+    assert got[0] == want.tobytes() * 2  # in HBM (loaded back) and in the DDR
+
+
+def test_ddr_load_store_strides_index_and_unaligned_addresses():
+    """The DDR space: rows at odd word addresses, strides that are not whole beats, an index
+    register on a load and (negative) on a store, a row over several beats; the DDR rows stored
+    are loaded back (right after the stores: the DMA waits for their write responses) and stored
+    to HBM. The DDR bytes around the stored rows (a random background) must survive the
+    partial-beat writes; the DDR itself is compared too."""
+    ddr_load_store(TD)
+
+
+def test_ddr_beats_as_wide_as_the_port():
+    """The same with DDR beats as wide as the HBM port (as u280-dfx has them: the DDR port without
+    its width adapter; a build of its own, one core)."""
+    ddr_load_store(dataclasses.replace(TD, name="tiny-ddr-wide", ddr=dataclasses.replace(TD.ddr, port_bits=128)))
+
+
+def test_embed_from_ddr():
+    """The table in the DDR, the ids in HBM (4-byte, not beat, aligned), repeated, the last row."""
+    rng = np.random.default_rng(5)
+    rows, cols, stride = 9, 12, 16
+    table = f16(rng, (rows, stride))
+    ids = np.array([rows - 1, 0, 3, 3, int(rng.integers(rows))], "<i4")
+    ids_at = DATA + 0x1000 + 4
+    got = same_result([assemble(f"""
+        embed space=ddr rows={ids.size} cols={cols} v=7 vs=16 m={D_DATA} ms={stride * WORD} ids={ids_at} \
+            limit={rows}
+        store rows={ids.size} cols={cols} v=7 vs=16 m={OUT} ms={cols * WORD}
+    """)], target=TD, data={ids_at: ids}, ddr={D_DATA: table})
+    assert np.frombuffer(got[0], np.uint16)[:ids.size * cols].tolist() == table[ids, :cols].ravel().tolist()
+
+
+def test_ddr_and_hbm_are_separate_spaces():
+    """The same numeric address X in HBM and in the DDR holds two different rows: each load reads
+    its own space's row, a DDR store at X leaves the HBM row as it was and an HBM store at X
+    leaves the DDR row."""
+    rng = np.random.default_rng(6)
+    x = DATA - 0x800  # free in HBM (past the program) and inside the DDR model (32 KB)
+    hbm_row, ddr_row = f16(rng, (16,)), f16(rng, (16,))
+    got = same_result([assemble(f"""
+        load rows=1 cols=16 v=0 m={x}
+        load space=ddr rows=1 cols=16 v=16 m={x}
+        store space=ddr rows=1 cols=16 v=0 m={x}
+        load rows=1 cols=16 v=32 m={x}
+        store rows=1 cols=16 v=16 m={x}
+        load space=ddr rows=1 cols=16 v=48 m={x}
+        store rows=4 cols=16 v=0 vs=16 m={OUT} ms=32
+    """)], target=TD, data={x: hbm_row}, ddr={x: ddr_row}, read=(OUT, 128), read_ddr=(x, 32))
+    assert got[0] == b"".join(r.tobytes() for r in (hbm_row, ddr_row, hbm_row, hbm_row, hbm_row))
+
+
+@pytest.mark.parametrize("prog", [
+    pytest.param(assemble(f"load space=ddr rows=1 cols=8 v=0 vs=8 m={TD.ddr.bytes - 4} ms=16"), id="load-past-ddr"),
+    pytest.param(assemble(f"store space=ddr rows=2 cols=8 v=0 vs=8 m={TD.ddr.bytes - 32} ms=32"), id="store-past-ddr"),
+    pytest.param(assemble(f"load space=ddr rows=1 cols=8 v=0 vs=8 m={TD.ddr.bytes} ms=16"),
+                 id="inside-hbm-past-ddr"),
+    pytest.param(assemble(f"load space=ddr rows=1 cols=8 v=0 vs=8 m={D_DATA + 1} ms=16"), id="odd-ddr-address"),
+    pytest.param(assemble(f"embed space=ddr rows=2 cols=8 v=0 vs=8 m={TD.ddr.bytes - 64} ms=32 ids={DATA} limit=4"),
+                 id="embed-row-past-ddr"),
+])
+def test_address_error_in_the_ddr(prog):
+    """Addresses past the DDR's 16 MB (though inside HBM's 1 GB) and an odd one; the embed's second
+    id (2) names a row past the DDR."""
+    same_error(errors.AddressError, [prog], target=TD, data={DATA: np.array([0, 2], "<i4")})
+
+
+def test_raw_ddr_store_then_load_of_the_same_bytes():
+    """A DDR store over old bytes (not beat aligned) and, next, a DDR load of them and their
+    neighbours: the load sees the stored bytes."""
+    rng = np.random.default_rng(7)
+    at = D_DATA + 0x800 + 3 * WORD
+    prog, swap = hazard(f"store space=ddr rows=2 cols=11 v=0 vs=11 m={at} ms=30",
+                        f"load space=ddr rows=2 cols=15 v=100 vs=15 m={at - 2 * WORD} ms=30",
+                        before=(f"load rows=2 cols=11 v=0 vs=11 m={DATA} ms=22",),
+                        after=(f"store rows=2 cols=15 v=100 vs=15 m={OUT} ms=30",))
+    same_result_in_order(prog, swap, target=TD, data={DATA: f16(rng, (2, 11))},
+                         ddr={D_DATA + 0x800: f16(rng, (64,))})
 
 
 def kv_geometry(tr: int, max_seq: int, head_dim: int) -> tuple[int, int]:
@@ -466,6 +574,8 @@ def past_the_fields(ins) -> int:
     pytest.param(assemble("seti rd=r5 imm=-1\nvcopy rows=r5 cols=8 d=0 ds=8 a=8 as=8"), id="negative-count"),
     pytest.param(assemble("vcopy rows=2 cols=8 d=0 ds=8 a=64 as=4"), id="buffer-stride-below-cols"),
     pytest.param([make("load", space="ddr", rows=1, cols=8, v=0, vs=8)], id="ddr-on-a-target-without"),
+    pytest.param(assemble(f"embed space=ddr rows=1 cols=8 v=0 vs=8 m=0 ms=16 ids={DATA} limit=4"),
+                 id="embed-ddr-on-a-target-without"),
     pytest.param(assemble(f"mm m=1 k=8 n=4 x=0 xs=8 w={WBASE + WORD} wn=1 out=64 os=4"),
                  id="weights-not-tile-aligned"),
     pytest.param(assemble(f"embed rows=1 cols=8 v=0 vs=8 m={DATA} ms=16 ids={DATA + WORD} limit=4"),

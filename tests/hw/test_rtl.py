@@ -112,7 +112,7 @@ def _modules():
     return out
 
 
-@pytest.mark.parametrize("tname", ["tiny", "u280-dfx", "u280"])
+@pytest.mark.parametrize("tname", ["tiny", "tiny-ddr", "u280-dfx", "u280"])
 def test_lint(tname):
     """verilator --lint-only -Wall: no warning on any module, target parameters on the units."""
     exe = shutil.which("verilator")
@@ -133,7 +133,7 @@ def test_lint(tname):
     assert not failures, "\n".join(failures)
 
 
-@pytest.mark.parametrize("tname", ["tiny", "u280-dfx", "u280"])
+@pytest.mark.parametrize("tname", ["tiny", "tiny-ddr", "u280-dfx", "u280"])
 def test_lint_core_top(tname):
     """The generated kernel top dfx_core of each target (its AXI ports named for Vitis) lints."""
     exe = shutil.which("verilator")

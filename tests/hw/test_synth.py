@@ -1,4 +1,5 @@
-"""The dfx core synthesizes with Yosys (scripts/synth.py, synth_xilinx for UltraScale+), tiny target.
+"""The dfx core synthesizes with Yosys (scripts/synth.py, synth_xilinx for UltraScale+), target
+tiny-ddr: tiny with a DDR, so that the DDR port (a generate branch of dfx_core_flat) is in it too.
 
 The synthesis test is slow (minutes) and needs Debian's yosys (scripts/setup.sh --hw installs it,
 so CI runs it). What it checks could each fail: Yosys accepts every hw/rtl file (no ERROR or
@@ -25,7 +26,7 @@ _spec.loader.exec_module(synth)
 
 needs_yosys = pytest.mark.skipif(shutil.which("yosys") is None,
                                  reason="yosys is not installed (apt-get install -y yosys, or scripts/setup.sh --hw)")
-OUT = ROOT / "build" / "hw" / "synth" / "tiny"
+OUT = ROOT / "build" / "hw" / "synth" / "tiny-ddr"
 # The ROM tables (GELU, exp, recip, rsqrt: generated, checked by tests/test_generated.py and the cocotb
 # tests) are black boxes here: Yosys turns each into thousands of LUT multiplexers, which is most of
 # the run time and says nothing about the rest of the core. scripts/synth.py synthesizes them.
@@ -34,7 +35,7 @@ ROMS = ("dfx_rom_gelu", "dfx_rom_exp", "dfx_rom_recip", "dfx_rom_rsqrt")
 
 @pytest.fixture(scope="module")
 def tiny():
-    return synth.synthesize("tiny", out=OUT, blackbox=ROMS)
+    return synth.synthesize("tiny-ddr", out=OUT, blackbox=ROMS)
 
 
 def _row(res, module):
@@ -93,7 +94,7 @@ def test_buffer_is_uram(tiny):
 def test_every_instantiated_module_is_in_the_hierarchy(tiny):
     want = synth.instantiated_modules()
     assert {"dfx_dma", "dfx_mpu_path", "dfx_vpu_path", "dfx_net", "dfx_vbuf", "dfx_hbm_rd",
-            "dfx_hbm_wr", "dfx_mpu", "dfx_vpu"} <= want
+            "dfx_hbm_wr", "dfx_ddr", "dfx_mpu", "dfx_vpu"} <= want
     missing = want - set(tiny["hierarchy_modules"])
     assert not missing, f"instantiated in hw/rtl but not in the synthesized hierarchy: {sorted(missing)}"
 

@@ -7,7 +7,8 @@
 //                      generated dfx_isa_decode.vh), registers r0..r15 and their ALU ops, issue,
 //                      cycle counters, status record
 //          DMA, MPU path, VPU path, router (dfx_dma, dfx_mpu_path, dfx_vpu_path, dfx_net)
-//          on-chip buffer (dfx_vbuf), HBM read and write engines (dfx_hbm_rd, dfx_hbm_wr)
+//          on-chip buffer (dfx_vbuf), HBM read and write engines (dfx_hbm_rd, dfx_hbm_wr),
+//          DDR port (dfx_ddr: the same engines with one channel, for the DMA's DDR space; HAS_DDR)
 // Issue is in program order into three unit queues (DMA, compute = MPU or VPU, router) that run
 // in parallel under the scoreboard rule of arch/isa.py (see "issue queues and scoreboard").
 // END waits for every unit and write, writes the status record and raises ap_done; an error
@@ -27,12 +28,10 @@ module dfx_core_flat #(
     parameter integer CH = 4,
     parameter integer HBM_BITS = 128,
     parameter integer CH_BYTES_LOG2 = 28,
-    // HAS_DDR and DDR_BYTES_LOG2 are for the DDR datapath: the DDR port is tied off today
-    /* verilator lint_off UNUSEDPARAM */
+    // the DDR (HAS_DDR): DDR_BITS per beat, a power of two dividing HBM_BITS; 2^DDR_BYTES_LOG2 bytes
     parameter integer HAS_DDR = 0,
     parameter integer DDR_BITS = 512,
     parameter integer DDR_BYTES_LOG2 = 35,
-    /* verilator lint_on UNUSEDPARAM */
     parameter integer VBUF_WORDS = 1048576,
     parameter integer RING_WORDS = 8,
     parameter integer IQ_DEPTH = 8,
@@ -129,6 +128,7 @@ module dfx_core_flat #(
     localparam integer BA = 40;
     localparam integer AW = 24;
     localparam [63:0] HBM_CAP = 64'd1 << (CH_BYTES_LOG2 + LC);
+    localparam [63:0] DDR_CAP = 64'd1 << DDR_BYTES_LOG2;
     localparam integer BPI = (PB >= 64) ? 1 : 64 / PB;    // beats per instruction
     localparam integer SBEATS = (`DFX_STATUS_BYTES + PB - 1) / PB;
     localparam [7:0] BPI_M1 = BPI[7:0] - 8'd1;
@@ -247,13 +247,14 @@ module dfx_core_flat #(
     wire d_ready;
     wire [CH*HBM_BITS-1:0] d_data;
     wire [1:0] d_tag;
-    wire rd_err, wr_err, rd_idle, wr_idle;
+    wire rd_err, wr_err, rd_idle, wr_idle;        // both memories: HBM and DDR
+    wire hrd_err, hwr_err, hrd_idle, hwr_idle;    // HBM alone
     reg  err_clr;
     dfx_hbm_rd #(.CH(CH), .PBITS(HBM_BITS), .BA(BA), .TW(2)) u_rd (
         .clk(clk), .rst(rst), .ptr(ptrs),
         .req_valid(rq_valid), .req_ready(rq_ready), .req_beat(rq_beat), .req_n(rq_n), .req_tile(rq_tile),
         .req_tag(rq_tag), .d_valid(d_valid), .d_ready(d_ready), .d_data(d_data), .d_tag(d_tag), .d_last(d_last),
-        .err(rd_err), .err_clr(err_clr), .idle(rd_idle),
+        .err(hrd_err), .err_clr(err_clr), .idle(hrd_idle),
         .m_arvalid(hbm_arvalid), .m_arready(hbm_arready), .m_araddr(hbm_araddr), .m_arlen(hbm_arlen),
         .m_rvalid(hbm_rvalid), .m_rready(hbm_rready), .m_rdata(hbm_rdata), .m_rresp(hbm_rresp));
     generate
@@ -273,23 +274,64 @@ module dfx_core_flat #(
     dfx_hbm_wr #(.CH(CH), .PBITS(HBM_BITS), .BA(BA)) u_wr (
         .clk(clk), .rst(rst), .ptr(ptrs),
         .w_valid(wq_valid), .w_ready(wq_ready), .w_beat(wq_beat), .w_data(wq_data), .w_strb(wq_strb),
-        .err(wr_err), .err_clr(err_clr), .idle(wr_idle),
+        .err(hwr_err), .err_clr(err_clr), .idle(hwr_idle),
         .m_awvalid(hbm_awvalid), .m_awready(hbm_awready), .m_awaddr(hbm_awaddr),
         .m_wvalid(hbm_wvalid), .m_wready(hbm_wready), .m_wdata(hbm_wdata), .m_wstrb(hbm_wstrb),
         .m_bvalid(hbm_bvalid), .m_bready(hbm_bready), .m_bresp(hbm_bresp));
 
-    // DDR: the port exists for the Vitis link (targets with DDR keep their embeddings there);
-    // the DMA does not drive it yet, so DDR instructions are refused (docs/hw.md).
-    assign ddr_awvalid = 1'b0; assign ddr_awaddr = 64'd0; assign ddr_awlen = 8'd0;
-    assign ddr_awsize = 3'd0; assign ddr_awburst = 2'b01;
-    assign ddr_wvalid = 1'b0; assign ddr_wdata = {DDR_BITS{1'b0}}; assign ddr_wstrb = {(DDR_BITS/8){1'b0}};
-    assign ddr_wlast = 1'b0; assign ddr_bready = 1'b1;
-    assign ddr_arvalid = 1'b0; assign ddr_araddr = 64'd0; assign ddr_arlen = 8'd0;
-    assign ddr_arsize = 3'd0; assign ddr_arburst = 2'b01; assign ddr_rready = 1'b1;
-    /* verilator lint_off UNUSEDSIGNAL */
-    wire ddr_unused = &{1'b0, ddr_awready, ddr_wready, ddr_bvalid, ddr_bresp, ddr_arready, ddr_rvalid,
-                        ddr_rdata, ddr_rresp, ddr_rlast, hbm_rlast, s_axi_control_wstrb, a_entry[63:40]};
-    /* verilator lint_on UNUSEDSIGNAL */
+    // DDR (HAS_DDR): the DMA's requests and writes of the DDR space (dma_ddr), on the DDR port;
+    // without a DDR the port is tied off and DDR instructions are illegal (the DMA refuses them)
+    wire dma_ddr;
+    wire dma_rq_valid, dma_rd_ready;
+    wire [BA-1:0] dma_rq_beat;
+    wire [15:0] dma_rq_n;
+    wire dma_wq_valid;
+    wire [BA-1:0] dma_wq_beat;
+    wire [HBM_BITS-1:0] dma_wq_data;
+    wire [PB-1:0] dma_wq_strb;
+    wire dd_rq_ready, dd_valid, dd_last, dd_w_ready;
+    wire [HBM_BITS-1:0] dd_data;
+    wire drd_err, dwr_err, drd_idle, dwr_idle;
+    generate
+        if (HAS_DDR != 0) begin : g_ddr
+            localparam integer LDB = $clog2(DDR_BITS / 8);
+            dfx_ddr #(.PBITS(HBM_BITS), .DBITS(DDR_BITS), .BA(BA)) u_ddr (
+                .clk(clk), .rst(rst), .ptr({argr[A_PTR + 2*CH + 1], argr[A_PTR + 2*CH]}),
+                .req_valid(dma_rq_valid && dma_ddr), .req_ready(dd_rq_ready), .req_beat(dma_rq_beat),
+                .req_n(dma_rq_n), .d_valid(dd_valid), .d_ready(dma_rd_ready && dma_ddr), .d_data(dd_data),
+                .d_last(dd_last), .w_valid(dma_wq_valid && dma_ddr), .w_ready(dd_w_ready), .w_beat(dma_wq_beat),
+                .w_data(dma_wq_data), .w_strb(dma_wq_strb), .rd_err(drd_err), .wr_err(dwr_err), .err_clr(err_clr),
+                .rd_idle(drd_idle), .wr_idle(dwr_idle),
+                .m_arvalid(ddr_arvalid), .m_arready(ddr_arready), .m_araddr(ddr_araddr), .m_arlen(ddr_arlen),
+                .m_rvalid(ddr_rvalid), .m_rready(ddr_rready), .m_rdata(ddr_rdata), .m_rresp(ddr_rresp),
+                .m_awvalid(ddr_awvalid), .m_awready(ddr_awready), .m_awaddr(ddr_awaddr),
+                .m_wvalid(ddr_wvalid), .m_wready(ddr_wready), .m_wdata(ddr_wdata), .m_wstrb(ddr_wstrb),
+                .m_bvalid(ddr_bvalid), .m_bready(ddr_bready), .m_bresp(ddr_bresp));
+            assign ddr_arsize = LDB[2:0]; assign ddr_arburst = 2'b01;
+            assign ddr_awsize = LDB[2:0]; assign ddr_awburst = 2'b01;
+            assign ddr_awlen = 8'd0; assign ddr_wlast = 1'b1;
+            // RLAST: the engine counts the beats of its bursts
+            wire _unused_ok = &{1'b0, ddr_rlast, 1'b0};
+        end else begin : g_no_ddr
+            assign ddr_awvalid = 1'b0; assign ddr_awaddr = 64'd0; assign ddr_awlen = 8'd0;
+            assign ddr_awsize = 3'd0; assign ddr_awburst = 2'b01;
+            assign ddr_wvalid = 1'b0; assign ddr_wdata = {DDR_BITS{1'b0}}; assign ddr_wstrb = {(DDR_BITS/8){1'b0}};
+            assign ddr_wlast = 1'b0; assign ddr_bready = 1'b1;
+            assign ddr_arvalid = 1'b0; assign ddr_araddr = 64'd0; assign ddr_arlen = 8'd0;
+            assign ddr_arsize = 3'd0; assign ddr_arburst = 2'b01; assign ddr_rready = 1'b1;
+            assign dd_rq_ready = 1'b0; assign dd_valid = 1'b0; assign dd_last = 1'b0; assign dd_w_ready = 1'b0;
+            assign dd_data = {HBM_BITS{1'b0}};
+            assign drd_err = 1'b0; assign dwr_err = 1'b0; assign drd_idle = 1'b1; assign dwr_idle = 1'b1;
+            // the tied-off port's inputs, and what a DDR port would answer the DMA
+            wire _unused_ok = &{1'b0, ddr_awready, ddr_wready, ddr_bvalid, ddr_bresp, ddr_arready, ddr_rvalid,
+                                ddr_rdata, ddr_rresp, ddr_rlast, dma_ddr, dd_rq_ready, dd_valid, dd_last,
+                                dd_w_ready, dd_data, 1'b0};
+        end
+    endgenerate
+    assign rd_err = hrd_err || drd_err;
+    assign wr_err = hwr_err || dwr_err;
+    assign rd_idle = hrd_idle && drd_idle;
+    assign wr_idle = hwr_idle && dwr_idle;
 
     // ================================================================ controller state
     localparam [3:0] C_IDLE = 0, C_RUN = 1, C_HALT = 2, C_END = 3, C_ERR = 4, C_STATUS = 5,
@@ -369,21 +411,18 @@ module dfx_core_flat #(
     wire [AW-1:0] dma_ba, mpu_ba, vpu_ba, net_ba;
     wire [16*NB-1:0] dma_bd, mpu_bd, vpu_bd, net_bd;
     wire [NB-1:0] dma_bm, mpu_bm, vpu_bm, net_bm;
-    wire dma_rq_valid, mpu_rq_valid, dma_rd_ready, mpu_rd_ready;
-    wire [BA-1:0] dma_rq_beat, mpu_rq_beat;
-    wire [15:0] dma_rq_n, mpu_rq_n;
-    wire dma_wq_valid;
-    wire [BA-1:0] dma_wq_beat;
-    wire [HBM_BITS-1:0] dma_wq_data;
-    wire [PB-1:0] dma_wq_strb;
+    wire mpu_rq_valid, mpu_rd_ready;
+    wire [BA-1:0] mpu_rq_beat;
+    wire [15:0] mpu_rq_n;
 
     // HBM read arbitration: the fetch unit and the units alternate, and so do the DMA and the MPU
     reg last_fetch, last_dma;
-    wire u_rq = dma_rq_valid || mpu_rq_valid;
+    wire dma_hrq = dma_rq_valid && !dma_ddr;               // the DMA's HBM requests (DDR: dfx_ddr)
+    wire u_rq = dma_hrq || mpu_rq_valid;
     wire grant_unit = u_rq && (!f_req || last_fetch);
-    wire pick_dma = dma_rq_valid && (!mpu_rq_valid || !last_dma);
+    wire pick_dma = dma_hrq && (!mpu_rq_valid || !last_dma);
     wire req_take = !rq_valid || rq_ready;
-    wire dma_rq_ready = req_take && grant_unit && pick_dma;
+    wire dma_rq_ready = dma_ddr ? dd_rq_ready : req_take && grant_unit && pick_dma;
     wire mpu_rq_ready = req_take && grant_unit && !pick_dma;
     wire f_take = req_take && !grant_unit && f_req;
     always @(posedge clk) begin
@@ -409,7 +448,7 @@ module dfx_core_flat #(
             end
         end
     end
-    assign d_ready = (d_tag == T_FETCH) ? 1'b1 : (d_tag == T_DMA) ? dma_rd_ready : mpu_rd_ready;
+    assign d_ready = (d_tag == T_FETCH) ? 1'b1 : (d_tag == T_DMA) ? dma_rd_ready && !dma_ddr : mpu_rd_ready;
 
     // fetch bookkeeping
     always @(posedge clk) begin
@@ -565,8 +604,13 @@ module dfx_core_flat #(
     end
     wire [1:0] cls = (info[2:0] == 3'd1) ? 2'd0 : (info[2:0] == 3'd4) ? 2'd2 : 2'd1;
 
-    // the ranges the head instruction reads and writes
+    // the ranges the head instruction reads and writes. DDR is a space of its own (arch/isa.py):
+    // DDR ranges never go into the HBM ones. No range of the DDR is kept at all: the DMA is the
+    // only unit that reaches the DDR, and the scoreboard checks slots of other queues only (the
+    // DMA's queue runs in order, one instruction at a time, each done when its writes have their
+    // responses), so two DDR accesses that overlap are kept in order by the queue.
     reg [RL-1:0] n_br, n_bw, n_hr, n_hw;
+    wire in_ddr = iq_data[`DFX_MEM_SPACE_LSB +: 2] == 2'd1;     // load, store, embed: the DDR space
     always @* begin : ranges
         reg [31:0] rows, cols, n3, bt, kt, nt, npad, s1, p0, p1, k0, k1, j0, j1;
         reg [63:0] base, x0, m;
@@ -580,18 +624,19 @@ module dfx_core_flat #(
                 base = {24'd0, iq_data[`DFX_MEM_M_LSB +: 40]}
                        + sx(R[iq_data[`DFX_MEM_MREG_LSB +: 4]]) * sx(iq_data[`DFX_MEM_MREGS_LSB +: 32]);
                 if (op == `DFX_OP_LOAD) begin
-                    n_hr = hull(base, rows, {cols[30:0], 1'b0}, ux(iq_data[`DFX_MEM_MS_LSB +: 32]));
+                    if (!in_ddr) n_hr = hull(base, rows, {cols[30:0], 1'b0}, ux(iq_data[`DFX_MEM_MS_LSB +: 32]));
                     n_bw = hull(ux({8'd0, iq_data[`DFX_MEM_V_LSB +: 24]}), rows, cols, ux({16'd0, iq_data[`DFX_MEM_VS_LSB +: 16]}));
                 end else begin
-                    n_hw = hull(base, rows, {cols[30:0], 1'b0}, ux(iq_data[`DFX_MEM_MS_LSB +: 32]));
+                    if (!in_ddr) n_hw = hull(base, rows, {cols[30:0], 1'b0}, ux(iq_data[`DFX_MEM_MS_LSB +: 32]));
                     n_br = hull(ux({8'd0, iq_data[`DFX_MEM_V_LSB +: 24]}), rows, cols, ux({16'd0, iq_data[`DFX_MEM_VS_LSB +: 16]}));
                 end
             end
             `DFX_OP_EMBED: begin
                 m = {24'd0, iq_data[`DFX_EMBED_M_LSB +: 40]};
-                n_hr = join2(hull({24'd0, iq_data[`DFX_EMBED_IDS_LSB +: 40]}, 32'd1, {rows[29:0], 2'b00}, 64'd0),
-                             hull(m, {8'd0, iq_data[`DFX_EMBED_LIMIT_LSB +: 24]}, {cols[30:0], 1'b0},
-                                  ux(iq_data[`DFX_EMBED_MS_LSB +: 32])));
+                n_hr = hull({24'd0, iq_data[`DFX_EMBED_IDS_LSB +: 40]}, 32'd1, {rows[29:0], 2'b00}, 64'd0);
+                if (!in_ddr)                                                // the table, in HBM
+                    n_hr = join2(n_hr, hull(m, {8'd0, iq_data[`DFX_EMBED_LIMIT_LSB +: 24]}, {cols[30:0], 1'b0},
+                                            ux(iq_data[`DFX_EMBED_MS_LSB +: 32])));
                 n_bw = hull(ux({8'd0, iq_data[`DFX_EMBED_V_LSB +: 24]}), rows, cols, ux({16'd0, iq_data[`DFX_EMBED_VS_LSB +: 16]}));
             end
             `DFX_OP_KVSTORE: begin
@@ -722,16 +767,18 @@ module dfx_core_flat #(
     wire net_go = s_val[hs2] && !q_run[2] && !e_pend && !net_busy;
 
     dfx_dma #(.LANES(LANES), .WIDTH(WIDTH), .NB(NB), .PBITS(HBM_BITS), .BA(BA), .AW(AW),
-              .VBUF_WORDS(VBUF_WORDS), .HBM_CAP(HBM_CAP)) u_dma (
+              .VBUF_WORDS(VBUF_WORDS), .HBM_CAP(HBM_CAP), .HAS_DDR(HAS_DDR), .DDR_CAP(DDR_CAP)) u_dma (
         .clk(clk), .rst(rst), .start(u_start[1]), .ins(dma_ins), .cnt0(dma_cnt[31:0]), .cnt1(dma_cnt[63:32]),
         .regs(s_regs[hs0]),
         .busy(dma_busy), .done(dma_done), .err(dma_err), .err_code(dma_code), .err_d1(dma_d1), .err_d2(dma_d2),
-        .stall(dma_stall), .vr_req(dma_vrq), .vr_addr(dma_vra), .vr_gnt(dma_ga || dma_gb),
+        .stall(dma_stall), .mem_ddr(dma_ddr), .vr_req(dma_vrq), .vr_addr(dma_vra), .vr_gnt(dma_ga || dma_gb),
         .vr_data(dma_sel ? rb_data : ra_data),
         .bw_en(dma_bw), .bw_addr(dma_ba), .bw_data(dma_bd), .bw_mask(dma_bm), .vw_gnt(dma_wg),
         .rq_valid(dma_rq_valid), .rq_ready(dma_rq_ready), .rq_beat(dma_rq_beat), .rq_n(dma_rq_n),
-        .rd_valid(d_valid && d_tag == T_DMA), .rd_ready(dma_rd_ready), .rd_data(d_data[HBM_BITS-1:0]), .rd_last(d_last),
-        .wq_valid(dma_wq_valid), .wq_ready(wq_ready && cs != C_STATUS), .wq_beat(dma_wq_beat), .wq_data(dma_wq_data),
+        .rd_valid(dma_ddr ? dd_valid : d_valid && d_tag == T_DMA), .rd_ready(dma_rd_ready),
+        .rd_data(dma_ddr ? dd_data : d_data[HBM_BITS-1:0]), .rd_last(dma_ddr ? dd_last : d_last),
+        .wq_valid(dma_wq_valid), .wq_ready(dma_ddr ? dd_w_ready : wq_ready && cs != C_STATUS),
+        .wq_beat(dma_wq_beat), .wq_data(dma_wq_data),
         .wq_strb(dma_wq_strb), .wr_idle(wr_idle));
 
     dfx_mpu_path #(.LANES(LANES), .WIDTH(WIDTH), .MUL_LAT(MUL_LAT), .ADD_LAT(ADD_LAT), .NB(NB), .PBITS(HBM_BITS),
@@ -801,7 +848,7 @@ module dfx_core_flat #(
     assign rec[8*192 +: 8*64] = {(8*64){1'b0}};
     reg [7:0] s_i;
     wire [63:0] s_beat = (a_status >> LPB) + {56'd0, s_i};
-    assign wq_valid = (cs == C_STATUS) ? 1'b1 : dma_wq_valid;
+    assign wq_valid = (cs == C_STATUS) ? 1'b1 : dma_wq_valid && !dma_ddr;
     assign wq_beat = (cs == C_STATUS) ? s_beat[BA-1:0] : dma_wq_beat;
     assign wq_data = (cs == C_STATUS) ? rec[HBM_BITS*s_i +: HBM_BITS] : dma_wq_data;
     assign wq_strb = (cs == C_STATUS) ? {PB{1'b1}} : dma_wq_strb;
@@ -966,9 +1013,11 @@ module dfx_core_flat #(
     end
     // bits no logic reads: the debug retire signals (testbenches read them by hierarchical
     // reference), the fetch queue's in_ready (f_req keeps it high), the status address past BA
-    // beats, and f_acc on ports of 512 bits or more (an instruction in one beat)
+    // beats, f_acc on ports of 512 bits or more (an instruction in one beat), HBM RLAST (the read
+    // engine counts its bursts' beats), the control writes' strobes (whole words only) and the
+    // entry address past the 40-bit ISA addresses
     wire _unused_ok = &{1'b0, dbg_retire, dbg_retire_pc, dbg_retire_op, iq_in_ready, s_beat[63:BA], f_acc,
-                         wa_rel[1:0], ra_rel[1:0], 1'b0};
+                         wa_rel[1:0], ra_rel[1:0], hbm_rlast, s_axi_control_wstrb, a_entry[63:40], 1'b0};
 endmodule
 
 `default_nettype wire

@@ -9,6 +9,9 @@
 //   kvstore     K (tr=0): per batch b, token row i and W-aligned group of head dims, one run of
 //               W words in the cache's tile layout; V (tr=1): one word per head dim (the
 //               transpose: a token's values land in W-word lanes of different tiles)
+// Memory: load, store and embed's table rows are in the space the instruction names (HBM or,
+// where the core has one, DDR: mem_ddr routes the requests and writes there); embed's ids and
+// kvstore are in HBM. Addresses are checked against the size of the space they are in.
 // Checks (before anything moves, in the simulator's order) give the simulator's error types.
 // The unit finishes when its last write has its B response, so later reads see it.
 // Buffer access is shared (the core's port arbiter, docs/hw.md): a read is asked for with vr_req
@@ -25,7 +28,9 @@ module dfx_dma #(
     parameter integer BA = 40,
     parameter integer AW = 24,
     parameter integer VBUF_WORDS = 1048576,
-    parameter [63:0] HBM_CAP = 64'd1 << 30
+    parameter [63:0] HBM_CAP = 64'd1 << 30,
+    parameter integer HAS_DDR = 0,
+    parameter [63:0] DDR_CAP = 64'd1 << 30
 ) (
     input  wire                clk,
     input  wire                rst,
@@ -41,6 +46,7 @@ module dfx_dma #(
     output reg  [31:0]         err_d1,
     output reg  [31:0]         err_d2,
     output wire                stall,
+    output wire                mem_ddr,      // the memory requests and writes of now go to the DDR
     // buffer
     output wire                vr_req,
     output wire [AW-1:0]       vr_addr,
@@ -108,6 +114,10 @@ module dfx_dma #(
     wire is_store = (op == `DFX_OP_STORE);
     wire is_embed = (op == `DFX_OP_EMBED);
     wire is_kv = (op == `DFX_OP_KVSTORE);
+    wire sp_ddr = (f_space == 2'd1) && !is_kv;         // load / store / embed rows: the DDR space
+    wire no_ddr = sp_ddr && (HAS_DDR == 0);            // ... on a core without one: illegal
+    wire [63:0] cap = sp_ddr ? DDR_CAP : HBM_CAP;       // size of the space of the rows
+    assign mem_ddr = sp_ddr && (HAS_DDR != 0) && st != S_IDREQ && st != S_IDWAIT;
 
     function automatic [31:0] reg_of(input [3:0] r);
         reg_of = regs[32*r +: 32];
@@ -152,17 +162,18 @@ module dfx_dma #(
     always @* begin
         ck = 2'b00;
         ck_code = `DFX_ERR_ADDRESS;
-        if (f_space != 2'd0 && !is_kv) ck = 2'b01;                       // DDR: not on this core
+        if (no_ddr && !is_embed) ck = 2'b01;                              // no DDR on this core
         else if (is_load || is_store) begin
             if (rows != 0 && cols != 0) begin
                 if (is_store) ck = vb_check({24'd0, f_v}, rows, cols, {16'd0, f_vs});
                 if (ck == 2'b00 && (base[0] || f_ms[0])) ck = 2'b10;
-                if (ck == 2'b00 && hbm_bad(base, ({32'd0, rows} - 64'd1) * {32'd0, f_ms} + {31'd0, cols, 1'b0})) ck = 2'b10;
+                if (ck == 2'b00 && mem_bad(base, ({32'd0, rows} - 64'd1) * {32'd0, f_ms} + {31'd0, cols, 1'b0}, cap)) ck = 2'b10;
                 if (ck == 2'b00 && is_load) ck = vb_check({24'd0, f_v}, rows, cols, {16'd0, f_vs});
             end
         end else if (is_embed) begin
             if (e_ids[1:0] != 2'd0) ck = 2'b01;
             else if (hbm_bad({24'd0, e_ids}, {30'd0, rows, 2'b00})) ck = 2'b10;
+            else if (no_ddr) ck = 2'b01;                  // the simulator reads the ids first
             else ck = vb_check({24'd0, f_v}, rows, cols, {16'd0, f_vs});
         end else if (is_kv) begin
             if (rows != 0 && cols != 0) begin
@@ -313,7 +324,7 @@ module dfx_dma #(
                     end
                 end
                 S_GO: begin
-                    if (ma[0] || hbm_bad(ma, {31'd0, nw, 1'b0})) begin
+                    if (ma[0] || mem_bad(ma, {31'd0, nw, 1'b0}, cap)) begin
                         err_code <= `DFX_ERR_ADDRESS;
                         err_d1 <= ma[31:0];
                         err_d2 <= ma[63:32];

@@ -47,7 +47,8 @@ module dfx_hbm_rd #(
     input  wire [PBITS*CH-1:0]  m_rdata,
     input  wire [2*CH-1:0]      m_rresp
 );
-    localparam integer LC = (CH > 1) ? $clog2(CH) : 1;
+    localparam integer LCS = $clog2(CH);                        // shift of a flat beat to its channel beat
+    localparam integer LC = (CH > 1) ? LCS : 1;                 // channel index bits (one channel: 1)
     localparam integer PB = PBITS / 8;
     localparam integer LPB = $clog2(PB);
     localparam integer PGB = (4096 / PB > 0) ? 4096 / PB : 1;   // beats per 4 KB page
@@ -64,7 +65,7 @@ module dfx_hbm_rd #(
     assign req_ready = (&cq_ready) && mq_ready;
     wire acc = req_valid && req_ready;
     wire [LC-1:0] r0 = (CH > 1) ? req_beat[LC-1:0] : {LC{1'b0}};
-    wire [BA-1:0] q0 = req_beat >> LC;
+    wire [BA-1:0] q0 = req_beat >> LCS;
 
     wire mq_valid;
     wire [$clog2(QD):0] mq_n_unused;
@@ -87,7 +88,7 @@ module dfx_hbm_rd #(
             // channel c's part of the range: flat beats b0 + off, b0 + off + CH, ...
             wire [LC-1:0] off = CI - r0;
             wire [16:0] nn = {1'b0, req_n};
-            wire [16:0] cnt = (nn > {{(17-LC){1'b0}}, off}) ? ((nn - {{(17-LC){1'b0}}, off}) + CH_M1) >> LC : 17'd0;
+            wire [16:0] cnt = (nn > {{(17-LC){1'b0}}, off}) ? ((nn - {{(17-LC){1'b0}}, off}) + CH_M1) >> LCS : 17'd0;
             wire [LC:0] cr = {1'b0, CI} - {1'b0, r0};        // borrow: CI < r0
             wire [BA-1:0] cb = q0 + {{(BA-1){1'b0}}, cr[LC]};
             wire cq_v;
@@ -186,7 +187,7 @@ module dfx_hbm_rd #(
             if (fire) begin
                 m_i <= d_last ? 16'd0 : m_i + step;
                 m_started <= !d_last;
-                m_ch <= ch_now + 1'b1;
+                m_ch <= (CH > 1) ? ch_now + 1'b1 : {LC{1'b0}};
             end
             if (err_clr) err <= 1'b0;
             else if (|fifo_err) err <= 1'b1;

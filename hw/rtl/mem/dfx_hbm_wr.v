@@ -36,12 +36,13 @@ module dfx_hbm_wr #(
     output wire [CH-1:0]        m_bready,
     input  wire [2*CH-1:0]      m_bresp
 );
-    localparam integer LC = $clog2(CH);
+    localparam integer LCS = $clog2(CH);          // flat beat -> channel beat shift (one channel: 0)
+    localparam integer LC = (CH > 1) ? LCS : 1;   // channel index bits
     localparam integer PB = PBITS / 8;
     localparam integer LPB = $clog2(PB);
     localparam integer OW = $clog2(OUT) + 1;
     localparam [OW-1:0] OUT_C = OUT[OW-1:0];
-    wire [LC-1:0] wch = w_beat[LC-1:0];
+    wire [LC-1:0] wch = (CH > 1) ? w_beat[LC-1:0] : {LC{1'b0}};
     wire [CH-1:0] q_ready;
     wire [CH-1:0] ch_idle;
     wire [CH-1:0] berr;
@@ -51,12 +52,12 @@ module dfx_hbm_wr #(
         for (c = 0; c < CH; c = c + 1) begin : g_ch
             localparam [LC-1:0] CI = c;
             wire qv;
-            wire [BA-LC+PBITS+PB-1:0] qd;
+            wire [BA-LCS+PBITS+PB-1:0] qd;
             wire qpop;
             wire [$clog2(QD):0] q_n_unused;
-            dfx_fifo #(.W(BA - LC + PBITS + PB), .DEPTH(QD)) u_q (.clk(clk), .rst(rst),
+            dfx_fifo #(.W(BA - LCS + PBITS + PB), .DEPTH(QD)) u_q (.clk(clk), .rst(rst),
                 .in_valid(w_valid && wch == CI), .in_ready(q_ready[c]),
-                .in_data({w_beat[BA-1:LC], w_data, w_strb}),
+                .in_data({w_beat[BA-1:LCS], w_data, w_strb}),
                 .out_valid(qv), .out_ready(qpop), .out_data(qd), .count(q_n_unused));
             reg aw_done;
             reg w_done;
@@ -66,7 +67,7 @@ module dfx_hbm_wr #(
             wire w_fire = m_wvalid[c] && m_wready[c];
             assign m_awvalid[c] = qv && room && !aw_done;
             assign m_wvalid[c] = qv && room && !w_done;
-            assign m_awaddr[64*c +: 64] = ptr[64*c +: 64] + ({{(64-BA+LC){1'b0}}, qd[BA-LC+PBITS+PB-1 -: BA-LC]} << LPB);
+            assign m_awaddr[64*c +: 64] = ptr[64*c +: 64] + ({{(64-BA+LCS){1'b0}}, qd[BA-LCS+PBITS+PB-1 -: BA-LCS]} << LPB);
             assign m_wdata[PBITS*c +: PBITS] = qd[PB +: PBITS];
             assign m_wstrb[PB*c +: PB] = qd[PB-1:0];
             assign qpop = qv && room && (aw_done || aw_fire) && (w_done || w_fire);
