@@ -232,6 +232,17 @@ def test_ring_adapters_deliver_every_word_in_order(tmp_path, target):
 
 
 @pytest.mark.rtl
+@pytest.mark.skipif(shutil.which("verilator") is None, reason="verilator is not installed")
+@pytest.mark.parametrize("target", TARGETS)
+def test_ring_adapters_lint_clean(tmp_path, target):
+    for name, text in vitis.adapters_verilog(vitis.ring_link(vitis.kernel_spec(target).ring_bits), target).items():
+        (tmp_path / f"{name}.v").write_text(text)
+        r = subprocess.run(["verilator", "--lint-only", "-Wall", "--top-module", name, str(tmp_path / f"{name}.v")],
+                           capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0 and "%Warning" not in r.stderr, r.stderr
+
+
+@pytest.mark.rtl
 def test_ring_adapter_bench_catches_a_misassembled_word(tmp_path):
     bad = _run_adapters(tmp_path, "u280", 0, lambda name, text: text.replace("sh <= sh >> 512", "sh <= sh >> 256"))
     assert bad["errors"] > 0
@@ -361,6 +372,8 @@ def test_make_standin_refusals_and_the_one_card_emulation(tmp_path, bundles):
     assert r.returncode != 0 and "aurora_flow_0.xo missing" in r.stdout
     r, calls = _make(tmp_path, "hw_emu", TARGET="u280", BUNDLE=bundles[4])
     assert r.returncode != 0 and "hw_emu cannot emulate the QSFP links" in r.stdout
+    r, calls = _make(tmp_path, "xclbin", TARGET="u280", BUNDLE=bundles[4].name)
+    assert r.returncode != 0 and "give an absolute path" in r.stdout and "v++" not in [c[0] for c in calls]
     r, calls = _make(tmp_path, "hw_emu", TARGET="u280", BUNDLE=bundles[1])
     assert r.returncode == 0, r.stdout + r.stderr
     link = [c for c in calls if c[0] == "v++"][0]
