@@ -81,8 +81,8 @@ class CardDevice(hal.Device):
         stripes = -(-int(hbm_bytes) // (C * P))
         # port p < C: HBM pseudo-channel p; port C: DDR. (argument index, bytes of its buffer)
         self.ports = {c: (self._arg(f"hbm{c:02d}"), max(stripes * P, 4096)) for c in range(C)}
-        if target.ddr.present and ddr_bytes:
-            self.ports[C] = (self._arg("ddr"), -(-int(ddr_bytes) // 4096) * 4096)
+        if target.ddr.present:  # the kernel has the port: it gets a buffer even if the bundle leaves DDR empty
+            self.ports[C] = (self._arg("ddr"), max(-(-int(ddr_bytes or 0) // 4096) * 4096, 4096))
         self.pending = False  # a run was started and not yet waited for
         self.grace_s = 60.0  # how long a later call waits for a late run (the last timeout given)
         self._counters: dict = {}
