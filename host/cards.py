@@ -3,7 +3,8 @@
 Both are written against the real APIs (no card is reachable where dfx is developed; the tests
 drive them through stand-ins that reproduce these limits, tests/host/standins/):
 
-  pyxrt (XRT's src/python/pybind11/src/pyxrt.cpp, XRT master; tests/python/02_simple/main.py)
+  pyxrt (XRT's src/python/pybind11/src/pyxrt.cpp at master, and at 2.14 / 2.16 / 2.17 for what
+  came when; tests/python/02_simple/main.py)
     - no kernel register access: read_register / write_register left the binding in 2021
       (commit 17f9eba5). Status and counters come from the status record the core writes to
       HBM at END or on an error (dfx.arch.kernel), read back with a sync of its 256 bytes only.
@@ -12,8 +13,13 @@ drive them through stand-ins that reproduce these limits, tests/host/standins/):
       (its item.cast<int>() error is swallowed), so runs are built with run.set_arg, never
       kernel(...). dfx.arch.kernel declares entry and status 64-bit (one argument, two registers):
       XRT copies the int's 4 bytes into the argument's low word (xrt_kernel.cpp,
-      hs_arg_setter::set_arg_value copies min(arg size, value size) bytes) and never writes the
-      high word, so each scalar must be below 2^31; a larger one is refused in one line.
+      hs_arg_setter::set_arg_value copies min(arg size, value size) bytes; the same in XRT 2.14,
+      2.16, 2.18 and master) and never writes the high word, so each scalar must be below 2^31;
+      a larger one is refused in one line. The high word is what the command buffer held: XRT
+      reuses command buffers without clearing them (core/common/bo_cache.h), a new one comes from
+      the driver, zeroed as far as we know (not checked on a card), and dfx_core's commands, the
+      only ones this process sends, never write those words. A kernel.xml declaring entry and
+      status as two 32-bit arguments each would remove that reliance.
     - run.wait(timeout_ms) returns an ert_cmd_state: COMPLETED goes on, TIMEOUT is a
       DeviceTimeout, anything else a DfxError naming it. pyxrt binds no xrt::run::abort, and an
       xrt::run destroyed while its command runs aborts the process (run_impl's destructor), so a
