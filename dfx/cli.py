@@ -1,4 +1,4 @@
-"""The `dfx` command line: compile, generate, inspect, asm, disasm, perf, targets.
+"""The `dfx` command line: compile, generate, demo, inspect, asm, disasm, perf, targets.
 
 Every user error (a DfxError) prints as one line, `dfx: error: ...`, with exit status 1.
 """
@@ -44,6 +44,32 @@ def cmd_compile(a) -> int:
 
 
 # ------------------------------------------------------------------------- generate
+def _prompt_ids(a, tok) -> list[int] | None:
+    """--prompt-ids, else the prompt's tokens; None when neither is given."""
+    if a.prompt_ids:
+        try:
+            return [int(x) for x in a.prompt_ids.split(",") if x.strip()]
+        except ValueError:
+            raise DfxError(f"--prompt-ids must be comma-separated integers, got {a.prompt_ids!r}") from None
+    return None if a.prompt is None else tok.encode(a.prompt)
+
+
+def _backend_opts(a, bundle) -> dict:
+    opts = {"xclbin": a.xclbin} if a.xclbin else {}
+    if a.backend == "rtl":  # memories as large as the compiler's map (KV cache included)
+        cards = bundle.cards
+        opts.update(sim=a.rtl_sim, waves=a.waves, hbm_bytes=max(c["hbm_bytes"] for c in cards),
+                    ddr_bytes=max(c["ddr_bytes"] for c in cards))
+    return opts
+
+
+def _gen_opts(a, tok) -> dict:
+    """Session.stream's sampling arguments: --temperature 0 is greedy; any other value samples
+    (a negative one is refused)."""
+    return dict(max_new_tokens=a.max_new_tokens, do_sample=a.temperature != 0, temperature=a.temperature or 1.0,
+                top_k=a.top_k, top_p=a.top_p, seed=a.seed, eos_token_id=None if a.ignore_eos else tok.eos_id)
+
+
 def cmd_generate(a) -> int:
     from dfx.host.runtime import Session
     from dfx.host.tokenizer import bundle_tokenizer
@@ -51,21 +77,10 @@ def cmd_generate(a) -> int:
 
     bundle = Bundle(a.bundle)
     tok = bundle_tokenizer(bundle)
-    if a.prompt_ids:
-        try:
-            ids = [int(x) for x in a.prompt_ids.split(",") if x.strip()]
-        except ValueError:
-            raise DfxError(f"--prompt-ids must be comma-separated integers, got {a.prompt_ids!r}") from None
-    elif a.prompt is not None:
-        ids = tok.encode(a.prompt)
-    else:
+    ids = _prompt_ids(a, tok)
+    if ids is None:
         raise DfxError("give a prompt or --prompt-ids")
-    opts = {"xclbin": a.xclbin} if a.xclbin else {}
-    if a.backend == "rtl":  # memories as large as the compiler's map (KV cache included)
-        cards = bundle.cards
-        opts.update(sim=a.rtl_sim, waves=a.waves, hbm_bytes=max(c["hbm_bytes"] for c in cards),
-                    ddr_bytes=max(c["ddr_bytes"] for c in cards))
-    sess = Session(bundle, backend=a.backend, mode=a.mode, timeout_s=a.timeout, **opts)
+    sess = Session(bundle, backend=a.backend, mode=a.mode, timeout_s=a.timeout, **_backend_opts(a, bundle))
     stats: dict = {}
     new = []
     stream = tok.stream()
@@ -74,10 +89,7 @@ def cmd_generate(a) -> int:
     if not a.json:
         sys.stdout.write(a.prompt if a.prompt is not None and not a.prompt_ids else tok.decode(ids))
         sys.stdout.flush()
-    # --temperature 0 is greedy; any other value samples (a negative one is refused)
-    for step in sess.stream(ids, max_new_tokens=a.max_new_tokens, do_sample=a.temperature != 0,
-                            temperature=a.temperature or 1.0, top_k=a.top_k, top_p=a.top_p, seed=a.seed,
-                            stats=stats, eos_token_id=None if a.ignore_eos else tok.eos_id):
+    for step in sess.stream(ids, stats=stats, **_gen_opts(a, tok)):
         if first is None:
             first = time.perf_counter() - t0
         new.append(step.token)
@@ -100,6 +112,22 @@ def cmd_generate(a) -> int:
     print(f"[{a.backend}/{a.mode}, {sess.n} FPGA(s)] {len(ids)} prompt + {len(new)} new tokens; "
           f"time to first token {first if first is not None else 0:.2f} s; "
           f"{tps:.1f} tokens/s generating; total {total:.2f} s{cyc}", file=sys.stderr)
+    return 0
+
+
+# ------------------------------------------------------------------------- demo
+def cmd_demo(a) -> int:
+    from dfx.compiler.bundle import Bundle
+    from dfx.host.demo import demo, prompts_from
+    from dfx.host.tokenizer import bundle_tokenizer
+
+    bundle = Bundle(a.bundle)
+    tok = bundle_tokenizer(bundle)
+    ids = _prompt_ids(a, tok)
+    prompts = prompts_from(sys.stdin) if ids is None else [a.prompt if a.prompt is not None and not a.prompt_ids
+                                                            else ids]
+    demo(bundle, a.backend, prompts, tok, _gen_opts(a, tok), mode=a.mode, timeout_s=a.timeout, json_out=a.json,
+         **_backend_opts(a, bundle))
     return 0
 
 
@@ -186,6 +214,28 @@ def cmd_targets(a) -> int:
 
 
 # ------------------------------------------------------------------------- parser
+def _generation_args(g, backend: str) -> None:
+    """The options `dfx generate` and `dfx demo` share (backend: the default)."""
+    g.add_argument("bundle")
+    g.add_argument("prompt", nargs="?")
+    g.add_argument("--max-new-tokens", type=int, default=32)
+    g.add_argument("--temperature", type=float, default=0.0, help="0 = greedy (default)")
+    g.add_argument("--top-k", type=int, default=0)
+    g.add_argument("--top-p", type=float, default=1.0)
+    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--backend", default=backend, choices=["sim", "rtl", "xrt", "pynq"],
+                   help=f"sim, rtl (the RTL core in an HDL simulator), xrt or pynq (U280 cards); default {backend}")
+    g.add_argument("--mode", default="exact", choices=["exact", "fast"], help="simulator mode (default exact)")
+    g.add_argument("--prompt-ids", help="comma-separated token ids instead of a text prompt")
+    g.add_argument("--json", action="store_true", help="print JSON instead of streaming text")
+    g.add_argument("--ignore-eos", action="store_true", help="do not stop at the end-of-text token")
+    g.add_argument("--timeout", type=float, default=600.0, help="seconds to wait for a device (default 600)")
+    g.add_argument("--xclbin", help="the linked dfx_core binary (xrt and pynq backends)")
+    g.add_argument("--rtl-sim", default="verilator", choices=["verilator", "icarus"],
+                   help="HDL simulator of the rtl backend (default verilator)")
+    g.add_argument("--waves", metavar="PATH", help="rtl backend: write waveforms to PATH (.vcd, or .fst)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="dfx", description="An open DFX-style multi-FPGA appliance for GPT-2: "
                                 "compile models to per-FPGA programs, run them, model their speed.")
@@ -208,25 +258,15 @@ def build_parser() -> argparse.ArgumentParser:
     c.set_defaults(fn=cmd_compile)
 
     g = sub.add_parser("generate", help="generate text from a bundle on the simulated (or real) appliance")
-    g.add_argument("bundle")
-    g.add_argument("prompt", nargs="?")
-    g.add_argument("--max-new-tokens", type=int, default=32)
-    g.add_argument("--temperature", type=float, default=0.0, help="0 = greedy (default)")
-    g.add_argument("--top-k", type=int, default=0)
-    g.add_argument("--top-p", type=float, default=1.0)
-    g.add_argument("--seed", type=int, default=0)
-    g.add_argument("--backend", default="sim", choices=["sim", "rtl", "xrt", "pynq"],
-                   help="sim (default), rtl (the RTL core in an HDL simulator), xrt or pynq")
-    g.add_argument("--mode", default="exact", choices=["exact", "fast"], help="simulator mode (default exact)")
-    g.add_argument("--prompt-ids", help="comma-separated token ids instead of a text prompt")
-    g.add_argument("--json", action="store_true", help="print one JSON object instead of streaming text")
-    g.add_argument("--ignore-eos", action="store_true", help="do not stop at the end-of-text token")
-    g.add_argument("--timeout", type=float, default=600.0, help="seconds to wait for a device (default 600)")
-    g.add_argument("--xclbin", help="the linked dfx_core binary (xrt and pynq backends)")
-    g.add_argument("--rtl-sim", default="verilator", choices=["verilator", "icarus"],
-                   help="HDL simulator of the rtl backend (default verilator)")
-    g.add_argument("--waves", metavar="PATH", help="rtl backend: write waveforms to PATH (.vcd, or .fst)")
+    _generation_args(g, "sim")
     g.set_defaults(fn=cmd_generate)
+
+    dm = sub.add_parser("demo", help="list the cards, load a bundle onto them, stream text, and show the run's "
+                        "speed and HBM bandwidth beside the performance model's",
+                        description="Without a prompt, each line of stdin is one. With no cards (no pyxrt, or "
+                        "none found) it says so: --backend sim or --backend rtl run the same demo here.")
+    _generation_args(dm, "xrt")
+    dm.set_defaults(fn=cmd_demo)
 
     i = sub.add_parser("inspect", help="memory map, instruction counts and bytes per token of a bundle")
     i.add_argument("bundle")

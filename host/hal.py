@@ -4,11 +4,13 @@
     rtl    the RTL core in Verilator or Icarus (dfx.host.rtl)         -- needs a simulator
     xrt    Alveo U280 cards through XRT's Python binding `pyxrt`       -- needs XRT + cards
     pynq   Alveo U280 cards through PYNQ 3.0.1 (optional extra)        -- needs XRT + cards
+           (both in dfx.host.cards)
 
 Every device exposes the same operations: load a bundle's HBM images per channel (and DDR),
-write and read the ap_ctrl_hs control registers and arguments, start, wait with a timeout,
-read and write memory for host I/O, and read per-run counters. `open_devices(name, n, ...)`
-picks the backend by name.
+set the kernel arguments, start, wait with a timeout, read and write memory for host I/O, and
+read per-run counters. The simulators also model the ap_ctrl_hs registers (write_reg, read_reg);
+the cards' APIs give no register access, so the card backends refuse them and read the status
+record instead. `open_devices(name, n, ...)` picks the backend by name.
 
 The register map (ap_ctrl_hs, as Vitis RTL kernels use it), the kernel arguments and the
 status record the core writes to HBM are declared once in dfx.arch.kernel.
@@ -24,7 +26,6 @@ import numpy as np
 from dfx import errors
 from dfx.arch import kernel
 from dfx.arch.encoding import decode, to_asm
-from dfx.arch.hbm import beat_chunks
 from dfx.arch.target import Target, load_target
 from dfx.errors import DeviceTimeout, DfxError, EncodingError
 
@@ -241,176 +242,22 @@ class SimBackend(Backend):
         return SimGroup(target, n, mode, trace).devices
 
 
-# --------------------------------------------------------------------------- XRT (pyxrt)
-class XrtDevice(Device):
-    """One U280 through pyxrt. Kernel arguments: entry, ntok, pos, core, ncores, then one buffer
-    per HBM pseudo-channel (m_axi_hbmNN, bank HBM[NN]) and one for DDR, as link.cfg connects them."""
+# --------------------------------------------------------------------------- lazily imported
+class LazyBackend(Backend):
+    """A backend whose module is imported on first use (dfx.host.rtl and dfx.host.cards build on
+    this one). wants_layout: Session passes it the bundle's memory sizes and target."""
 
-    def __init__(self, index, xclbin, target, kernel_name="dfx_core"):
-        import pyxrt  # shipped with XRT, not on PyPI
-
-        self.pyxrt, self.index, self.t = pyxrt, index, target
-        self.dev = pyxrt.device(index)
-        uuid = self.dev.load_xclbin(xclbin)
-        self.kernel = pyxrt.kernel(self.dev, uuid, kernel_name, pyxrt.kernel.cu_access_mode.exclusive)
-        self.scalars = {"entry": 0, "ntok": 0, "pos": 0, "core": index, "ncores": 1, "status": 0}
-        self.bos: dict = {}
-        self.run = None
-
-    def _bo(self, port: int, nbytes: int):
-        bo = self.bos.get(port)
-        if bo is None or bo.size() < nbytes:
-            bo = self.pyxrt.bo(self.dev, nbytes, self.pyxrt.bo.normal, self.kernel.group_id(len(ARG_OFFSETS) + port))
-            self.bos[port] = bo
-        return bo
-
-    def load_hbm_channel(self, channel, data):
-        data = np.ascontiguousarray(data, np.uint8)
-        bo = self._bo(channel, max(data.size, 4096))
-        bo.write(data, 0)
-        bo.sync(self.pyxrt.xclBOSyncDirection.XCL_BO_SYNC_BO_TO_DEVICE, data.size, 0)
-
-    def load_ddr(self, data):
-        self.load_hbm_channel(self.t.hbm.channels, data)
-
-    def _chunks(self, space, addr, nbytes):
-        """Host I/O split at beat boundaries: (port, offset in that port's buffer, offset in data, bytes)."""
-        if space == "ddr":  # one port: split at the same beat width, as before
-            for _ch, _c, off, n in beat_chunks(addr, nbytes, self.t.port_bytes, 1):
-                yield self.t.hbm.channels, addr + off, off, n
-            return
-        yield from beat_chunks(addr, nbytes, self.t.port_bytes, self.t.hbm.channels)
-
-    def write_mem(self, space, addr, data):
-        for port, caddr, off, n in self._chunks(space, addr, len(data)):
-            bo = self.bos[port]
-            bo.write(np.frombuffer(data[off: off + n], np.uint8), caddr)
-            bo.sync(self.pyxrt.xclBOSyncDirection.XCL_BO_SYNC_BO_TO_DEVICE, n, caddr)
-
-    def read_mem(self, space, addr, nbytes):
-        out = bytearray()
-        for port, caddr, _off, n in self._chunks(space, addr, nbytes):
-            bo = self.bos[port]
-            bo.sync(self.pyxrt.xclBOSyncDirection.XCL_BO_SYNC_BO_FROM_DEVICE, n, caddr)
-            out += bytes(bo.read(n, caddr))
-        return bytes(out)
-
-    def write_reg(self, offset, value):
-        if offset == REG_CTRL and value & AP_START:
-            s = self.scalars
-            ports = [self.bos[p] for p in sorted(self.bos)]
-            self.run = self.kernel(*(s[k] for k in ARG_OFFSETS), *ports)
-            return
-        for k, off in ARG_OFFSETS.items():
-            if offset == off:
-                self.scalars[k] = (self.scalars[k] & ~0xFFFFFFFF) | value
-            elif k in WIDE_ARGS and offset == off + 4:
-                self.scalars[k] = (self.scalars[k] & 0xFFFFFFFF) | (value << 32)
-
-    def read_reg(self, offset):
-        return self.kernel.read_register(offset)
-
-    def wait(self, timeout_s):
-        state = self.run.wait(int(timeout_s * 1000))
-        if state != self.pyxrt.ert_cmd_state.ERT_CMD_STATE_COMPLETED:
-            raise DeviceTimeout(f"card {self.index} did not raise done within {timeout_s:g} s ({state})")
-
-    def counters(self):
-        return {}
-
-
-class XrtBackend(Backend):
-    name = "xrt"
-
-    def open(self, n, target, xclbin=None, **opts):
-        if not xclbin:
-            raise DfxError("the xrt backend needs --xclbin (the linked dfx_core binary)")
-        try:
-            import pyxrt  # noqa: F401
-        except ImportError:
-            raise DfxError("the xrt backend needs XRT's Python binding pyxrt "
-                           "(source /opt/xilinx/xrt/setup.sh); it is not on PyPI") from None
-        return [XrtDevice(i, xclbin, target) for i in range(n)]
-
-
-# --------------------------------------------------------------------------- PYNQ 3.0.1
-class PynqDevice(XrtDevice):
-    """One U280 through PYNQ 3.0.1 (the last PYNQ with Alveo support)."""
-
-    def __init__(self, index, xclbin, target, kernel_name="dfx_core"):
-        import pynq
-
-        self.pynq, self.index, self.t = pynq, index, target
-        self.ol = pynq.Overlay(xclbin, device=pynq.Device.devices[index])
-        self.kernel = getattr(self.ol, kernel_name + "_1")
-        self.scalars = {"entry": 0, "ntok": 0, "pos": 0, "core": index, "ncores": 1, "status": 0}
-        self.bufs: dict = {}
-        self.handle = None
-
-    def load_hbm_channel(self, channel, data):
-        data = np.ascontiguousarray(data, np.uint8)
-        target = getattr(self.ol, f"HBM{channel}") if channel < self.t.hbm.channels else self.ol.DDR0
-        buf = self.pynq.allocate((max(data.size, 4096),), np.uint8, target=target)
-        buf[: data.size] = data
-        buf.sync_to_device()
-        self.bufs[channel] = buf
-
-    def write_mem(self, space, addr, data):
-        for port, caddr, off, n in self._chunks(space, addr, len(data)):
-            self.bufs[port][caddr: caddr + n] = np.frombuffer(data[off: off + n], np.uint8)
-            self.bufs[port].sync_to_device()
-
-    def read_mem(self, space, addr, nbytes):
-        out = bytearray()
-        for port, caddr, _off, n in self._chunks(space, addr, nbytes):
-            self.bufs[port].sync_from_device()
-            out += self.bufs[port][caddr: caddr + n].tobytes()
-        return bytes(out)
-
-    def write_reg(self, offset, value):
-        if offset == REG_CTRL and value & AP_START:
-            s = self.scalars
-            self.handle = self.kernel.start(*(s[k] for k in ARG_OFFSETS),
-                                            *[self.bufs[p] for p in sorted(self.bufs)])
-            return
-        super().write_reg(offset, value)
-
-    def read_reg(self, offset):
-        return self.kernel.read(offset)
-
-    def wait(self, timeout_s):
-        t0 = time.monotonic()
-        while not self.kernel.read(REG_CTRL) & AP_DONE:
-            if time.monotonic() - t0 > timeout_s:
-                raise DeviceTimeout(f"card {self.index} did not raise done within {timeout_s:g} s")
-            time.sleep(1e-4)
-
-
-class PynqBackend(Backend):
-    name = "pynq"
-
-    def open(self, n, target, xclbin=None, **opts):
-        if not xclbin:
-            raise DfxError("the pynq backend needs --xclbin (the linked dfx_core binary)")
-        try:
-            import pynq  # noqa: F401
-        except ImportError:
-            raise DfxError("the pynq backend needs `pip install 'dfx[pynq]'` (PYNQ 3.0.1)") from None
-        return [PynqDevice(i, xclbin, target) for i in range(n)]
-
-
-# --------------------------------------------------------------------------- RTL simulation
-class LazyRtlBackend(Backend):
-    """dfx.host.rtl.RtlBackend, imported on first use (that module builds on this one)."""
-
-    name = "rtl"
+    def __init__(self, name: str, module: str, cls: str, wants_layout: bool = False):
+        self.name, self.module, self.cls, self.wants_layout = name, module, cls, wants_layout
 
     def open(self, n, target, **opts):
-        from dfx.host.rtl import RtlBackend
-        return RtlBackend().open(n, target, **opts)
+        import importlib
+        return getattr(importlib.import_module(self.module), self.cls)().open(n, target, **opts)
 
 
-BACKENDS = {b.name: b for b in (SimBackend(), LazyRtlBackend(), XrtBackend(), PynqBackend())}
+BACKENDS = {b.name: b for b in (SimBackend(), LazyBackend("rtl", "dfx.host.rtl", "RtlBackend"),
+                                LazyBackend("xrt", "dfx.host.cards", "XrtBackend", wants_layout=True),
+                                LazyBackend("pynq", "dfx.host.cards", "PynqBackend", wants_layout=True))}
 
 
 def open_devices(backend: str, n: int, target: Target, **opts) -> list[Device]:

@@ -21,7 +21,7 @@ from dfx.arch.isa import ARGMAX_WORDS, GENERATION, PHASES, SUMMARIZATION
 from dfx.arch.target import load_target
 from dfx.compiler.bundle import Bundle
 from dfx.errors import DfxError
-from dfx.host.hal import open_devices
+from dfx.host.hal import BACKENDS, open_devices
 from dfx.host.sampling import check_params, sample
 from dfx.host.tokenizer import GPT2_EOS_ID  # the default eos_token_id (as in GPT-2's HF generation config)
 from dfx.sim import numerics as nx
@@ -96,6 +96,10 @@ class Session:
         self.max_seq = m["max_seq"]
         self.rows = m["summarization_rows"]
         self.timeout_s = timeout_s
+        if getattr(BACKENDS.get(backend), "wants_layout", False):  # the card backends size buffers by these
+            backend_opts.setdefault("hbm_bytes", max(c["hbm_bytes"] for c in b.cards))
+            backend_opts.setdefault("ddr_bytes", max(c["ddr_bytes"] for c in b.cards))
+            backend_opts.setdefault("bundle_target", m["target"])  # what the xclbin must have been built for
         self.devices = open_devices(backend, self.n, self.target, mode=mode, **backend_opts)
         for j, dev in enumerate(self.devices):
             for c in range(self.target.hbm.channels):

@@ -1,10 +1,8 @@
-"""The device interface: the simulator backend's register protocol, and the pyxrt backend driven
-against a stand-in for XRT's pyxrt module (no card here; the test's name says so)."""
+"""The device interface: the simulator backend's register protocol, status records, and the
+card backends' refusal without their software (their stand-in tests: test_cards_standin.py)."""
 
 import sys
-import types
 
-import numpy as np
 import pytest
 
 from dfx import errors
@@ -40,98 +38,10 @@ def test_status_record_faults_name_core_pc_and_instruction():
     assert (e.value.core, e.value.pc, e.value.asm) == (0, 3, None)
 
 
-class _StandInPyxrt(types.ModuleType):
-    """Just enough of pyxrt's API (device, kernel, bo, sync directions, run states) to drive
-    XrtDevice: bos hold bytes, a kernel call records its arguments and completes at once."""
-
-    def __init__(self):
-        super().__init__("pyxrt")
-        calls = self.calls = []
-
-        class xclBOSyncDirection:
-            XCL_BO_SYNC_BO_TO_DEVICE, XCL_BO_SYNC_BO_FROM_DEVICE = "to", "from"
-
-        class ert_cmd_state:
-            ERT_CMD_STATE_COMPLETED = "completed"
-
-        class device:
-            def __init__(self, index):
-                self.index = index
-
-            def load_xclbin(self, path):
-                calls.append(("load_xclbin", path))
-                return "uuid"
-
-        class bo:
-            normal = "normal"
-
-            def __init__(self, dev, nbytes, flags, group):
-                self.data, self.group = bytearray(nbytes), group
-                calls.append(("bo", nbytes, group))
-
-            def size(self):
-                return len(self.data)
-
-            def write(self, arr, offset):
-                b = bytes(np.asarray(arr, np.uint8))
-                self.data[offset: offset + len(b)] = b
-
-            def read(self, n, offset):
-                return np.frombuffer(bytes(self.data[offset: offset + n]), np.uint8)
-
-            def sync(self, direction, n, offset):
-                calls.append(("sync", direction, n, offset))
-
-        class _run:
-            def wait(self, timeout_ms):
-                return ert_cmd_state.ERT_CMD_STATE_COMPLETED
-
-        class kernel:
-            class cu_access_mode:
-                exclusive = "exclusive"
-
-            def __init__(self, dev, uuid, name, mode):
-                calls.append(("kernel", name, mode))
-
-            def group_id(self, arg):
-                return 100 + arg
-
-            def __call__(self, *args):
-                n = len(hal.ARG_OFFSETS)
-                calls.append(("run", args[:n], len(args) - n))
-                return _run()
-
-            def read_register(self, offset):
-                return hal.AP_DONE
-
-        self.device, self.bo, self.kernel = device, bo, kernel
-        self.xclBOSyncDirection, self.ert_cmd_state = xclBOSyncDirection, ert_cmd_state
-
-
-def test_xrt_backend_with_stand_in_pyxrt(monkeypatch):
-    fake = _StandInPyxrt()
-    monkeypatch.setitem(sys.modules, "pyxrt", fake)
-    t = load_target("tiny")
-    (dev,) = hal.open_devices("xrt", 1, t, xclbin="dfx_core.xclbin")
-    assert ("load_xclbin", "dfx_core.xclbin") in fake.calls and ("kernel", "dfx_core", "exclusive") in fake.calls
-    for c in range(t.hbm.channels):  # one buffer per pseudo-channel, in its bank's group
-        dev.load_hbm_channel(c, np.full(256, c, np.uint8))
-    assert [g for (k, *rest) in fake.calls if k == "bo" for g in [rest[1]]] == [100 + len(hal.ARG_OFFSETS) + c for c in range(4)]
-    # host I/O goes through the channel interleave: flat beat b is on channel b % C
-    P = t.port_bytes
-    payload = bytes(range(3 * P))
-    dev.write_mem("hbm", 2 * P, payload)
-    assert dev.read_mem("hbm", 2 * P, 3 * P) == payload
-    assert bytes(dev.bos[2].data[:P]) == payload[:P] and bytes(dev.bos[3].data[:P]) == payload[P:2 * P]
-    assert bytes(dev.bos[0].data[P:2 * P]) == payload[2 * P:]  # beat 4 -> channel 0, second beat
-    dev.set_args(entry=0x1234_0000_0040, ntok=5, pos=7, core=0, ncores=1, status=0x80)
-    dev.start()
-    dev.wait(1.0)
-    run = [c for c in fake.calls if c[0] == "run"][-1]
-    assert run == ("run", (0x1234_0000_0040, 5, 7, 0, 1, 0x80), t.hbm.channels)
-
-
 def test_xrt_backend_without_xrt_is_one_clear_error(monkeypatch):
     monkeypatch.setitem(sys.modules, "pyxrt", None)
     with pytest.raises(DfxError, match="pyxrt"):
         hal.open_devices("xrt", 1, load_target("tiny"), xclbin="x.xclbin")
+    monkeypatch.setitem(sys.modules, "pynq", None)
+    with pytest.raises(DfxError, match="PYNQ 3.0.1"):
+        hal.open_devices("pynq", 1, load_target("tiny"), xclbin="x.xclbin")
