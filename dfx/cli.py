@@ -98,7 +98,7 @@ def cmd_generate(a) -> int:
             sys.stdout.flush()
     total = time.perf_counter() - t0
     phases = {k: v.as_dict() for k, v in stats.items()}
-    cycles = _modelled_cycles(bundle, len(ids), len(new))
+    cycles = _modelled_cycles(bundle, len(ids), len(new), "testbench" if a.backend == "rtl" else "link")
     if cycles:
         for k in phases:
             phases[k]["modelled_cycles"] = cycles.get(k)
@@ -131,13 +131,14 @@ def cmd_demo(a) -> int:
     return 0
 
 
-def _modelled_cycles(bundle, n_in, n_out):
-    """Cycles of this run from the performance model; None when it cannot model the bundle
-    (compiled for an older version of its target)."""
+def _modelled_cycles(bundle, n_in, n_out, ring="link"):
+    """Cycles of this run from the performance model (ring: "testbench" for the rtl backend, whose
+    ring links are the testbench's); None when it cannot model the bundle (compiled for an older
+    version of its target)."""
     from dfx.perf.model import PerfError, bundle_cycles
 
     try:
-        return bundle_cycles(bundle, n_in, n_out)
+        return bundle_cycles(bundle, n_in, n_out, ring)
     except PerfError:
         return None
 

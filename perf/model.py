@@ -1,39 +1,40 @@
 """A cycle-level performance model of dfx cores, driven by a target file and compiled programs.
 
-The model walks the real instruction stream of each card (the programs the compiler emits,
-with r1 = ntok and r2 = pos set per call, as the functional simulator does) and gives every
-instruction a start and a completion time in kernel cycles:
+The model is the core in hw/rtl (dfx_core_flat and its units), not an idealised one. It walks the
+real instruction stream of each card (the programs the compiler emits, with r1 = ntok and r2 = pos
+set per call, as the functional simulator does) and gives every unit instruction the cycle its
+unit starts it and the cycle it retires, as the RTL's retire trace reports them
+(hw/sim/dfx_tb.v +trace; scripts/perf_vs_rtl.py compares the two):
 
-* dispatch: one instruction per cycle in program order into four unit queues (DMA, MPU,
-  VPU, NET) of ``buffers.instr_fifo`` entries each; a full queue stalls dispatch.
-* scoreboard: an instruction starts once every earlier instruction whose write set overlaps
-  its read or write set, or whose read set overlaps its write set, has completed (address
-  tags over the on-chip buffer, HBM and DDR: dfx.arch.isa). Ranges are the bounding word or
-  byte intervals of each operand.
-* units run their own queue in order; an instruction occupies its unit for its issue time
-  and completes after the unit's pipeline latency (all latencies from the target file).
-* MPU: one weight tile times one input row per cycle (lanes x width MACs). Weight tiles
-  stream from HBM at one tile per cycle at most, bounded by the HBM bandwidth: the unit is
-  busy max(compute cycles, stream cycles). Partial sums of one output column are added in
-  k order (the ISA's semantics), so a k-step of a group of ``perf.mpu_interleave_ntiles``
-  n-tiles cannot be shorter than ``matrix.add_latency``. With ``perf.weight_prefetch_tiles``
-  > 0 the weight stream may run ahead of the MPU's inputs by that many tiles (it still waits
-  for HBM hazards, e.g. a KV-cache write): HBM keeps streaming during syncs and VPU work.
-* DMA: per HBM pseudo-channel at min(port width x kernel clock, channel bandwidth x
-  ``hbm.efficiency``); the busiest channel sets the time. DDR at ``ddr.gbps``.
-* VPU: ``vector.width`` elements per cycle; reductions chain across width-sized chunks
-  at the accumulate latency (as the MPU's accumulators do).
-* NET: ring links at min(link_gbps x (1 - overhead), words_per_cycle x 16 bit x clock),
-  ``ring.hop_latency_cycles`` per hop; an all-gather is (N-1) ring steps and starts when the
-  last core reaches it. send/recv pair across neighbours.
+* fetch: 64-byte instructions over the HBM port, max(1, 64 / port bytes) beats each, at most
+  ``buffers.instr_fifo`` instructions ahead of issue; one instruction leaves the fetch queue per
+  cycle; ALU instructions retire there.
+* issue: one decoded stage; three unit queues of 4 slots (DMA; compute = MPU or VPU, one at a
+  time; router), each run in order; an instruction enters its queue when the queue has room and
+  no slot of another queue holds a range that conflicts with its own (the scoreboard rule of
+  arch/isa.py over one hull per space of what it reads and writes, dfx_core_flat.v "ranges");
+  it leaves when its unit is done. BARRIER and END wait for the queues they name to drain.
+* units: Costs (below): VPU beats + pipeline; MPU weight tiles streamed once per input row in
+  requests the read engine keeps 4 of in flight; DMA row by row, a full HBM read latency per
+  row; the router's words and steps. HBM sustains min(1, channel GB/s x efficiency / port bytes
+  per cycle) beats per cycle per channel (the testbench's memories: one).
+* buffer ports: the running compute unit has priority on the buffer's ports (dfx_core_flat.v
+  "buffer ports"): a DMA load waits while the VPU writes its results, a store or kvstore while a
+  binary vector op (or a product with a bias) reads both ports. A call is evaluated twice: the
+  second pass takes the compute unit's port windows from the first.
+* ring: a message is a header word and ceil(cols / words_per_cycle) words per row; one word per
+  max(1, word bits / link bits per cycle) cycles, ``ring.hop_latency_cycles`` per hop (or the
+  testbench's links, CycleModel(ring="testbench"), to compare with the RTL).
+* end: END waits for every queue; the status record is written; ap_done.
 
-What each instruction reads and writes (its scoreboard ranges) and the bytes it moves on
-each HBM channel come from the table of instruction effects (dfx.arch.effects), which
-tests/test_effects.py holds equal to the functional simulator's counters on every opcode.
+What each instruction reads and writes and the bytes it moves on each HBM channel come from the
+table of instruction effects (dfx.arch.effects), which tests/test_effects.py holds equal to the
+functional simulator's counters on every opcode.
 """
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
 import math
 from collections import defaultdict, deque
@@ -69,7 +70,6 @@ class Rates:
     pcie_bps: float
     hbm_peak_bps: float  # channels x channel_gbps (the data sheet)
     hbm_reach_bps: float  # x efficiency: the roofline's bandwidth
-    mpu_fill: int  # multiplier + adder tree + accumulator + SFU
     hbm_lat: int
     ddr_lat: int
 
@@ -79,12 +79,10 @@ class Rates:
         ch = min(t.port_bytes, t.hbm.channel_gbps * 1e9 * t.hbm.efficiency / hz)
         ddr = t.ddr.gbps * 1e9 / hz if t.ddr.present else 0.0
         link = min(t.ring.link_gbps * 1e9 / 8 * (1 - t.ring.overhead), t.ring.words_per_cycle * 2 * hz) / hz
-        m = t.matrix
-        fill = m.mul_latency + math.ceil(math.log2(m.width)) * m.add_latency + m.add_latency + m.sfu_latency
         return cls(hz, ch, ch * t.hbm.channels, ddr, link, t.host.pcie_gbps * 1e9,
                    t.hbm.channels * t.hbm.channel_gbps * 1e9,
                    t.hbm.channels * t.hbm.channel_gbps * 1e9 * t.hbm.efficiency,
-                   fill, t.perf.hbm_latency_cycles, t.perf.ddr_latency_cycles)
+                   t.perf.hbm_latency_cycles, t.perf.ddr_latency_cycles)
 
 
 # ---------------------------------------------------------------------------------- results
@@ -108,217 +106,327 @@ class CallTiming:
 
 
 # ---------------------------------------------------------------------------------- one core
+def _log2(x: int) -> int:
+    return max(0, (int(x) - 1).bit_length())
+
+
+@dataclasses.dataclass(frozen=True)
+class Costs:
+    """The cycle costs of one dfx_core_flat (hw/rtl/core) of a target, in kernel cycles.
+
+    Pipeline depths are the RTL's localparams, computed from the same target fields the generated
+    top passes it (dfx.arch.verilog.core_params): LAT of dfx_vpu.v and of dfx_mpu.v. The small
+    integers are the states of each unit's state machine, counted in the RTL and checked against
+    the testbench's retire trace (scripts/perf_vs_rtl.py --detail; docs/perf.md):
+
+    * rt: a unit's HBM read request to its first beat: the request register, the read engine's
+      channel queue, burst issue and AR handshake, the memory's latency, its R register and the
+      engine's read FIFO (dfx_hbm_rd.v): hbm latency + 5.
+    * a VPU instruction: its beats + LAT + 4 (S_CHECK, the feeder's address cycle, the writer, done).
+    * a matrix product: 5 + rt + LAT (three control states, the first tile's request, the MPU
+      pipeline, the writer) + its weight stream. The stream goes in requests of at most 16 tiles
+      (CHUNK) for one output row's k-tiles; the read engine keeps 4 requests (QD) in flight, so a
+      request of n tiles takes max(n / rho, (rt - 1 + n) / 4) cycles: few k-tiles are bound by
+      requests. rho = the tile rate HBM sustains (1 in the testbench's memories).
+    * the DMA: row by row (dfx_dma.v). load 4 + per row (rt + 3 + beats); store 6 + per row
+      (5 + beats); kvstore 6 + per segment (a row's W words, or one word transposed: 5 + beats);
+      embed 13 + per row (2 rt + 5 + beats): the id first, then its row.
+    * fetch: one 64-byte instruction in BPI = max(1, 64 / port bytes) beats, IQ (buffers.instr_fifo)
+      instructions ahead; the first one rt + BPI + 3 cycles after ap_start.
+    * the end: the status record's beats + 5 after END.
+    """
+
+    rt: int
+    rt_ddr: int
+    bpi: int
+    iq: int
+    uq: int
+    vpu_lat: int
+    mpu_lat: int
+    rho: float  # weight tiles per cycle HBM sustains (<= 1)
+    beat_rate: float  # DMA beats per cycle (<= 1)
+    ddr_beat_rate: float
+    status_beats: int
+    ring_words: int
+
+    CHUNK = 16  # dfx_mpu_path.v: tiles per read request
+    QD = 4  # dfx_hbm_rd.v: requests in flight
+    UQ = 4  # dfx_core_flat.v: slots per unit queue
+
+    @classmethod
+    def of(cls, t: Target) -> "Costs":
+        m = t.matrix
+        mul, add = m.mul_latency, m.add_latency
+        V, W = t.vector.width, m.width
+        vlat = max(add + 1, mul + 1, 3 * add + 2 * mul + 1, t.vector.recip_latency, t.vector.rsqrt_latency,
+                   mul + _log2(V) * add + mul + 2)
+        d_acc = mul + _log2(W) * add
+        mlat = (d_acc + 1 + add + mul + 1) + (3 * add + 2 * mul + 1) + 1
+        hz = t.clock.kernel_mhz * 1e6
+        pb = t.port_bytes
+        ch_bpc = t.hbm.channel_gbps * 1e9 * t.hbm.efficiency / hz  # bytes per cycle one channel sustains
+        rho = min(1.0, ch_bpc / pb)
+        beat = min(1.0, ch_bpc * t.hbm.channels / pb)
+        ddr = min(1.0, t.ddr.gbps * 1e9 / hz / pb) if t.ddr.present else 1.0
+        from dfx.arch import kernel
+        return cls(rt=t.perf.hbm_latency_cycles + 5, rt_ddr=t.perf.ddr_latency_cycles + 5,
+                   bpi=max(1, 64 // pb), iq=t.buffers.instr_fifo, uq=cls.UQ, vpu_lat=vlat, mpu_lat=mlat,
+                   rho=rho, beat_rate=beat, ddr_beat_rate=ddr,
+                   status_beats=-(-kernel.STATUS_BYTES // pb), ring_words=t.ring.words_per_cycle)
+
+    # ---- unit durations: the unit's start pulse to its retirement
+    def vpu(self, rows: int, cols: int, V: int) -> int:
+        if rows == 0 or cols == 0:
+            return 3
+        return rows * -(-cols // V) + self.vpu_lat + 4
+
+    def mpu(self, name: str, B: int, M: int, KT: int, NT: int, npad_extra: bool) -> float:
+        if M == 0 or KT == 0 or NT == 0:
+            return 4
+        full, rest = divmod(KT, self.CHUNK)
+        per_row = full * self._req(self.CHUNK) + (self._req(rest) if rest else 0)
+        tail = (1 if name in ("maskedmm", "lmhead") else 0) + (1 if npad_extra else 0)
+        return 5 + self.rt + self.mpu_lat + B * M * NT * per_row + tail
+
+    def _req(self, n: int) -> float:
+        return max(n / self.rho, (self.rt - 1 + n) / self.QD)
+
+    def dma_rows(self, name: str, rows: int, beats: int, ddr: bool) -> float:
+        """load / store / embed of `rows` rows of `beats` beats each."""
+        if rows == 0 or beats == 0:
+            return 4
+        rt = self.rt_ddr if ddr else self.rt
+        xfer = beats / (self.ddr_beat_rate if ddr else self.beat_rate)
+        if name == "load":
+            return 4 + rows * (rt + 3 + xfer)
+        if name == "store":
+            return 6 + rows * (5 + xfer)
+        return 13 + rows * (self.rt + rt + 5 + xfer)  # embed: the id in HBM, then its row
+
+    def kvstore(self, segs: int, beats: int) -> float:
+        if segs == 0:
+            return 4
+        return 6 + segs * 5 + beats / self.beat_rate
+
+
+def _beats(lo: int, nbytes: int, pb: int) -> int:
+    """Port beats a row of nbytes starting at byte lo spans."""
+    return (lo % pb + nbytes + pb - 1) // pb if nbytes else 0
+
+
 class _Core:
-    def __init__(self, t: Target, rates: Rates, prog: list, core: int, ncores: int):
-        self.t, self.r, self.prog, self.core, self.n = t, rates, prog, core, ncores
+    """One core's instruction stream as dfx_core_flat runs it (docs/hw.md, "Issue, queues and the
+    scoreboard"): fetch into a queue of IQ instructions; one decoded stage; three unit queues of
+    UQ slots (DMA; compute = MPU or VPU, one at a time; router) that run in order; an instruction
+    enters its queue when no slot of another queue holds a range it conflicts with (arch/isa.py),
+    and leaves when its unit is done. Times are kernel cycles from ap_start."""
+
+    def __init__(self, t: Target, costs: Costs, prog: list, core: int, ncores: int):
+        self.t, self.c, self.prog, self.core, self.n = t, costs, prog, core, ncores
         self.C = t.hbm.channels
 
-    # ---- the schedule of one call (a generator: yields at ring instructions)
-    def run(self, ntok: int, pos: int, ids=None):
-        t, R = self.t, self.r
-        C = self.C
-        L, W = t.matrix.lanes, t.matrix.width
-        pf = t.perf
+    def run(self, ntok: int, pos: int, ids=None, ports=None):
+        """ports: the compute unit's hold on the buffer ports from a first pass of this call
+        ({"w": write-port windows, "ab": windows holding both read ports}, sorted): the DMA's
+        buffer writes (load, embed) wait out the first, its reads (store, kvstore) the second
+        (the core's port arbiter gives the running compute unit priority)."""
+        t, c = self.t, self.c
+        held = {"w": [], "ab": []}  # this pass's windows (returned for the next)
+        C, V = self.C, t.vector.width
         regs = arg_regs(ntok, pos, self.core, self.n)
-        q = t.buffers.instr_fifo
-        starts = {u: deque() for u in UNITS}  # start times of queued instructions per unit
-        free = dict.fromkeys(UNITS, 0.0)  # unit can take its next instruction
-        stream_free = 0.0  # MPU weight stream
-        stream_gate = 0.0  # the prefetch FIFO has room again (tiles of earlier products drained)
-        hbm_free = 0.0
-        tags = {}  # (space, lo, hi, is_write) -> latest completion (the scoreboard's address tags)
-        dispatch = 0.0
-        end_all = 0.0
-        unit_done = dict.fromkeys(UNITS, 0.0)
+        QUEUE = {"dma": 0, "mpu": 1, "vpu": 1, "net": 2}
+        qret = [deque(), deque(), deque()]  # retire cycles of each queue's last UQ instructions
+        last_ret = [0.0, 0.0, 0.0]
+        slots = []  # (queue, retire, reads, writes) of instructions that may still hold a slot
+        pops = deque()  # pop cycles of the last IQ instructions (fetch queue room)
+        fetch = 3 + c.rt  # the first instruction's request is answered ...
+        f_last = fetch - c.bpi
+        pop = 0.0  # the last instruction left the fetch queue
+        dec_free = 0.0  # the decoded stage takes the next unit instruction
         hread = np.zeros(C, np.int64)
         hwrite = np.zeros(C, np.int64)
-        ddr = 0
-        macs = 0
-        ring = 0
-        intervals = []  # (start, end, unit)
+        ddr = macs = ring = 0
+        intervals, retired = [], []
         ubusy = defaultdict(float)
-        reg_done = 0.0
-        retired = []  # (pc, unit, start, done) of every unit instruction, in program order
+        unit_ret = dict.fromkeys(UNITS, 0.0)
         for pc, ins in enumerate(self.prog):
             op = ins.op
             name, unit = op.name, op.unit
-            dispatch += 1
+            # fetch: BPI beats per instruction, IQ instructions ahead of the pops
+            arrive = f_last + c.bpi
+            if len(pops) >= c.iq:
+                arrive = max(arrive, pops[-c.iq] + c.rt + c.bpi)
+            f_last = arrive
+            p = max(arrive, pop + 1)
             if unit == "ctrl":
                 if name == "end":
-                    end_all = max([dispatch, *unit_done.values()])
+                    p = max([p, *last_ret])
+                    pop = p
+                    end_all = p + c.status_beats + 5
                     break
                 if name == "barrier":
-                    dispatch = max([dispatch] + [unit_done[u] for u, b in isa.BARRIER_BITS.items()
-                                                 if ins.units & b])
-                    continue
-                apply_alu(ins, regs)
-                reg_done = max(reg_done, dispatch)
+                    sel = {QUEUE[u] for u, b in isa.BARRIER_BITS.items() if ins.units & b and u in QUEUE}
+                    p = max([p] + [last_ret[q] for q in sel])
+                else:
+                    apply_alu(ins, regs)
+                pop = p
+                pops.append(p)
+                if len(pops) > c.iq:
+                    pops.popleft()
                 continue
-            # queue space: the instruction q places earlier in this unit has started
-            sq = starts[unit]
-            if len(sq) >= q:
-                dispatch = max(dispatch, sq[-q])
+            p = max(p, dec_free)
+            pop = p
+            pops.append(p)
+            if len(pops) > c.iq:
+                pops.popleft()
+            q = QUEUE[unit]
             e = effects(ins, regs, t, self.n, ids if name == "embed" else None)
-            reads = [(sp_, (lo, hi)) for sp_, lo, hi in e.reads]
-            writes = [(sp_, (lo, hi)) for sp_, lo, hi in e.writes]
+            reads, writes = _hulls(e.reads), _hulls(e.writes)
             hread += e.hbm_read
             hwrite += e.hbm_write
             ddr += e.ddr_read + e.ddr_write
             macs += e.macs
             ring += e.ring_sent
-            if unit == "dma":
-                chan = e.hbm_read + e.hbm_write  # this instruction's bytes on each HBM channel
-                nbytes = e.ddr_read + e.ddr_write
-                ready = self._ready(tags, reads, writes, dispatch, reg_done)
-                start = max(ready, free["dma"])
-                if name == "kvstore":
-                    beats_max = int(e.kv_beats.max()) if e.kv_beats is not None else 0
-                    xfer = beats_max  # one (partial) beat per cycle per channel
-                    lat = R.hbm_lat if beats_max else 0
-                    hs = max(start, hbm_free) if beats_max else start
-                elif name != "embed" and not chan.any():  # DDR load or store
-                    xfer = nbytes / R.ddr_bpc if nbytes else 0
-                    lat, hs = (R.ddr_lat if nbytes else 0), start
-                else:
-                    xfer = float(np.max(chan)) / R.channel_bpc if np.any(chan) else 0
-                    if name == "embed" and nbytes:
-                        xfer += nbytes / R.ddr_bpc
-                        lat = R.hbm_lat + R.ddr_lat  # ids first, then the rows they name
-                    else:
-                        lat = R.hbm_lat if xfer else 0
-                    hs = max(start, hbm_free) if xfer else start
-                busy_end = hs + xfer
-                if chan.any():
-                    hbm_free = max(hbm_free, busy_end) if xfer else hbm_free
-                done = busy_end + lat
-                free["dma"] = busy_end
-            elif unit == "mpu":
-                B = max(1, ins.batch)
-                M = e.counts["m"]
-                KT, NT = ktiles(e.counts["k"], W), ntiles(e.counts["n"], L)
-                tiles = e.tiles
-                compute = self.mpu_cycles(B, M, KT, NT) if M else 0
-                stream = tiles * t.tile_bytes / R.hbm_bpc if M else 0
-                dep = self._ready(tags, [x for x in reads if x[0] != "hbm"], writes, dispatch, reg_done)
-                hdep = self._ready(tags, [x for x in reads if x[0] == "hbm"], [], dispatch, reg_done)
-                cstart = max(dep, free["mpu"], hdep)
-                if pf.weight_prefetch_tiles > 0:
-                    sstart = max(dispatch, stream_free, hdep, hbm_free, stream_gate)
-                    ahead = min(tiles, pf.weight_prefetch_tiles)
-                    per_tile = compute / tiles if tiles else 0
-                    send = max(sstart + stream, cstart + (tiles - ahead) * per_tile)
-                    stream_gate = cstart + compute - pf.weight_prefetch_tiles * per_tile
-                else:
-                    sstart = max(cstart, hbm_free)
-                    send = sstart + stream
-                busy_end = max(cstart + compute, send + (R.hbm_lat if stream else 0))
-                done = busy_end + R.mpu_fill
-                if stream:
-                    hbm_free = max(hbm_free, sstart + stream)
-                    stream_free = send
-                free["mpu"] = busy_end
-                start = cstart
-            elif unit == "vpu":
-                rows, cols = e.counts["rows"], e.counts["cols"]
-                occ, lat = self.vpu_cycles(name, rows, cols, bool(ins.imm))
-                ready = self._ready(tags, reads, writes, dispatch, reg_done)
-                start = max(ready, free["vpu"])
-                busy_end = start + occ
-                done = busy_end + (lat if occ else 0)
-                free["vpu"] = busy_end
-            else:  # net
-                nbytes = e.counts["rows"] * e.counts["cols"] * 2
-                ready = max(self._ready(tags, reads, writes, dispatch, reg_done), free["net"])
-                done = yield (name, ready, nbytes)
-                start, busy_end = ready, done
-                free["net"] = done
-            for isw, lst in ((False, reads), (True, writes)):
-                for sp_, rg in lst:
-                    key = (sp_, rg[0], rg[1], isw)
-                    if tags.get(key, -1.0) < done:
-                        tags[key] = done
-            sq.append(start)
-            if len(sq) > q:
-                sq.popleft()
-            unit_done[unit] = max(unit_done[unit], done)
-            intervals.append((start, done, unit))
-            retired.append((pc, unit, start, done))
-            ubusy[unit] += max(0.0, done - start)
-            if len(tags) > 96:  # drop tags that can delay nothing any more
-                for key in [k for k, d in tags.items() if d <= dispatch]:
-                    del tags[key]
+            g = p + 1  # the decoded stage's go: queue room, then no conflicting slot of another queue
+            if len(qret[q]) >= c.uq:
+                g = max(g, qret[q][-c.uq])
+            moved = True
+            while moved:
+                moved = False
+                for sq, sret, sr, sw in slots:
+                    if sq != q and sret > g and _clash(reads, writes, sr, sw):
+                        g = sret
+                        moved = True
+            dec_free = g
+            start = max(g + 2, last_ret[q] + 1)
+            if unit == "net":
+                nw = self._ring_words(name, e)
+                done = yield (name, start, nw)
+                ret = done
+            else:
+                dur = self._duration(ins, name, unit, e, regs)
+                if unit == "dma" and ports:
+                    dur += _blocked(ports["w" if name in ("load", "embed") else "ab"], start, dur)
+                ret = start + dur
+                if unit == "vpu" and e.counts["rows"] and e.counts["cols"]:
+                    beats = e.counts["rows"] * -(-e.counts["cols"] // V)
+                    held["w"].append((start + 3 + c.vpu_lat, start + 3 + c.vpu_lat + beats))
+                    if name in ("vadd", "vsub", "vmul", "vmax") and isa.BCAST[ins.bcast] != "imm":
+                        held["ab"].append((start + 2, start + 2 + beats))
+                elif unit == "mpu" and ins.bias:
+                    held["ab"].append((start + 3, ret - 1))
+            last_ret[q] = ret
+            qret[q].append(ret)
+            if len(qret[q]) > c.uq:
+                qret[q].popleft()
+            slots.append((q, ret, reads, writes))
+            if len(slots) > 3 * c.uq + 8:
+                slots = [s for s in slots if s[1] > g]
+            unit_ret[unit] = max(unit_ret[unit], ret)
+            intervals.append((start, ret, unit))
+            retired.append((pc, unit, start, ret))
+            ubusy[unit] += ret - start
         else:
             raise PerfError(f"core {self.core}: program has no end instruction")
         return dict(cycles=end_all, hbm_read=hread, hbm_write=hwrite, ddr=ddr, macs=macs, ring=ring,
-                    intervals=intervals, unit_cycles=dict(ubusy), retired=retired)
+                    intervals=intervals, unit_cycles=dict(ubusy), retired=retired, ports=held)
 
-    @staticmethod
-    def _ready(tags, reads, writes, dispatch, reg_done):
-        t = max(dispatch, reg_done)
-        for (sp, lo, hi, isw), done in tags.items():
-            if done <= t:
-                continue
-            if isw:
-                for s2, rg in reads:
-                    if rg and s2 == sp and rg[0] < hi and lo < rg[1]:
-                        t = done
-                        break
-                else:
-                    for s2, rg in writes:
-                        if rg and s2 == sp and rg[0] < hi and lo < rg[1]:
-                            t = done
-                            break
-            else:
-                for s2, rg in writes:
-                    if rg and s2 == sp and rg[0] < hi and lo < rg[1]:
-                        t = done
-                        break
-        return t
+    def _ring_words(self, name, e) -> tuple:
+        rows, cols = e.counts["rows"], e.counts["cols"]
+        return rows, rows * -(-cols // self.c.ring_words)
 
-    def mpu_cycles(self, B, M, KT, NT) -> float:
-        """Issue cycles of B x (M x K) @ (K x N): one tile x one row per cycle, with the
-        accumulator's dependence across k-steps (interleave groups of n-tiles over batches)."""
-        acc = self.t.matrix.add_latency
-        I = self.t.perf.mpu_interleave_ntiles
-        chains = B * NT
-        if KT == 1:
-            return chains * M
-        full, rem = divmod(chains, I)
-        step = full * max(I * M, acc) + (max(rem * M, acc) if rem else 0)
-        return KT * step
+    def _duration(self, ins, name, unit, e, regs) -> float:
+        t, c = self.t, self.c
+        L, W, V, PB = t.matrix.lanes, t.matrix.width, t.vector.width, t.port_bytes
+        cn = e.counts
+        if unit == "vpu":
+            return c.vpu(cn["rows"], cn["cols"], V)
+        if unit == "mpu":
+            B = max(1, ins.batch)
+            N = cn["n"]
+            KT, NT = ktiles(cn["k"], W), ntiles(N, L)
+            pad = name == "maskedmm" and -(-N // W) * W > NT * L
+            return c.mpu(name, B, cn["m"], KT, NT, pad)
+        rows, cols = cn["rows"], cn["cols"]
+        if name == "kvstore":
+            if not rows or not cols:
+                return 4
+            B = max(1, ins.batch)
+            if ins.tr:
+                return c.kvstore(B * rows * cols, B * rows * cols)
+            segs = B * rows * -(-cols // W)
+            return c.kvstore(segs, segs * -(-min(cols, W) * 2 // PB))
+        ddr_sp = "space" in ins.f and isa.SPACES[ins.space] == "ddr"
+        if name == "embed":
+            return c.dma_rows(name, rows, -(-cols * 2 // PB), ddr_sp)
+        lo = ins.m + regs[ins.mreg] * ins.mregs
+        return c.dma_rows(name, rows, _beats(lo, cols * 2, PB), ddr_sp)
 
-    def vpu_cycles(self, name, rows, cols, scaled) -> tuple[float, int]:
-        t = self.t
-        vt, VW = t.vector, t.vector.width
-        if rows == 0 or cols == 0:
-            return 0, 0
-        chunks = -(-cols // VW)
-        if name in REDUCE:
-            acc = vt.add_latency if name != "vrmax" else vt.reduce_latency
-            occ = rows * chunks if chunks == 1 else chunks * max(rows, acc)
-            lat = math.ceil(math.log2(VW)) * vt.reduce_latency + acc
-            if name == "vsumsq":
-                lat += vt.mul_latency
-            if scaled and name != "vrmax":
-                lat += vt.mul_latency
-            return occ, lat
-        lat = {"vadd": vt.add_latency, "vsub": vt.add_latency, "vmul": vt.mul_latency,
-               "vmax": vt.reduce_latency, "vcopy": 1, "vexp": vt.exp_latency,
-               "vrecip": vt.recip_latency, "vrsqrt": vt.rsqrt_latency}[name]
-        return rows * chunks, lat
+
+def _blocked(windows, start: float, dur: float) -> float:
+    """Cycles a unit that needs a buffer port for `dur` cycles from `start` waits for `windows`
+    (sorted, disjoint intervals in which the compute unit holds that port)."""
+    if not windows:
+        return 0.0
+    k = bisect.bisect_right(windows, (start, math.inf)) - 1
+    k = max(k, 0)
+    end, waited = start + dur, 0.0
+    while k < len(windows) and windows[k][0] < end:
+        a, b = windows[k]
+        o = min(b, end) - max(a, start)
+        if o > 0:
+            waited += o
+            end += o
+        k += 1
+    return waited
+
+
+def _hulls(ranges) -> list:
+    """The scoreboard's view of an instruction's ranges (dfx_core_flat.v, "ranges"): one hull per
+    space of everything it reads (writes) on the buffer and in HBM; DDR ranges are not kept (the
+    DMA, in order, is the only unit that reaches the DDR)."""
+    out = {}
+    for sp, lo, hi in ranges:
+        if sp == "ddr" or hi <= lo:
+            continue
+        if sp in out:
+            a, b = out[sp]
+            out[sp] = (min(a, lo), max(b, hi))
+        else:
+            out[sp] = (lo, hi)
+    return [(sp, lo, hi) for sp, (lo, hi) in out.items()]
+
+
+def _clash(r1, w1, r2, w2) -> bool:
+    """The scoreboard rule: one writes what the other reads or writes."""
+    for a, b in ((w1, r2), (w1, w2), (r1, w2)):
+        for s1, lo1, hi1 in a:
+            for s2, lo2, hi2 in b:
+                if s1 == s2 and lo1 < hi2 and lo2 < hi1:
+                    return True
+    return False
 
 
 # ---------------------------------------------------------------------------------- appliance
 class CycleModel:
     """The timing of N cores running their programs of one phase, joined by the ring."""
 
-    def __init__(self, target: Target, programs: dict):
-        """programs: phase -> [list[Instr] per card]."""
+    def __init__(self, target: Target, programs: dict, ring: str = "link"):
+        """programs: phase -> [list[Instr] per card]. ring: "link" (the target's links: its
+        bandwidth and ring.hop_latency_cycles) or "testbench" (hw/sim/dfx_ring_link.v: one ring
+        word per cycle, TB_HOP cycles per hop), for comparisons with the RTL."""
         self.t = target
         self.r = Rates.of(target)
+        self.c = Costs.of(target)
         self.programs = programs
         self.n = len(next(iter(programs.values())))
         self._cache = {}
+        word_bytes = (16 * target.ring.words_per_cycle + 32) / 8  # payload + src, seq, check (arch/kernel.py)
+        if ring == "testbench":
+            self.word_cycles, self.hop = 1.0, TB_HOP
+        else:
+            self.word_cycles = max(1.0, word_bytes / self.r.link_bpc)
+            self.hop = target.ring.hop_latency_cycles
 
     def call(self, phase: str, ntok: int, pos: int) -> CallTiming:
         key = (phase, ntok, pos)
@@ -327,15 +435,20 @@ class CycleModel:
         return self._cache[key]
 
     def _call(self, phase, ntok, pos) -> CallTiming:
-        n, R = self.n, self.r
-        cores = [_Core(self.t, R, self.programs[phase][j], j, n) for j in range(n)]
-        gens = [c.run(ntok, pos) for c in cores]
+        first = self._pass(phase, ntok, pos, None)
+        return self._timing(self._pass(phase, ntok, pos, [r["ports"] for r in first]))
+
+    def _pass(self, phase, ntok, pos, ports) -> list:
+        """One evaluation of the call on every core (ports: the buffer-port windows of a first pass)."""
+        n = self.n
+        cores = [_Core(self.t, self.c, self.programs[phase][j], j, n) for j in range(n)]
+        gens = [c.run(ntok, pos, ports=ports[j] if ports else None) for j, c in enumerate(cores)]
         results = [None] * n
         pending = [None] * n
         for j, g in enumerate(gens):
             pending[j] = self._advance(g, None, results, j)
-        links = [deque() for _ in range(n)]  # arrival times on link j -> j+1
-        hop = self.t.ring.hop_latency_cycles
+        links = [deque() for _ in range(n)]  # per link j -> j+1: (first word's arrival, words)
+        wc, hop = self.word_cycles, self.hop
         while any(p is not None for p in pending):
             live = [j for j in range(n) if pending[j] is not None]
             if len(live) != n:
@@ -345,24 +458,37 @@ class CycleModel:
                 raise PerfError(f"the cores' ring instructions do not match: {sorted(kinds)}")
             kind = kinds.pop()
             done = [0.0] * n
+            # dfx_net.v: S_IDLE, S_CHECK, S_STEP, then the engines; a step ends in S_WAIT when
+            # both are idle. A message is a header word and then the words of its rows.
             if kind == "allgather":
-                t0 = max(pending[j][1] for j in range(n))
-                step = max(hop + pending[j][2] / R.link_bpc for j in range(n)) if n > 1 else 0
-                done = [t0 + (n - 1) * step] * n
+                words = [pending[j][2][1] for j in range(n)]
+                # the own slice copied into place, then N-1 steps that each send the last slice
+                # and receive the next; a step ends when both engines are idle (GATHER_STEP: the
+                # cycles of a step around its words, from the retire trace: 15 + 2 words on 2
+                # cores, 35 + 4 words on 4, in step)
+                a = [pending[j][1] + NET_GO + words[j] for j in range(n)]
+                for _ in range(n - 1):
+                    tx_end = [a[j] + (words[j] + 1) * wc for j in range(n)]
+                    rx_end = [max(a[j], a[(j - 1) % n] + hop) + (words[(j - 1) % n] + 1) * wc + GATHER_STEP
+                              for j in range(n)]
+                    a = [max(tx_end[j], rx_end[j]) + NET_STEP for j in range(n)]
+                done = [x + NET_DONE for x in a]
             elif kind == "send":
                 for j in range(n):
-                    _, rdy, nb = pending[j]
-                    done[j] = rdy + nb / R.link_bpc
-                    links[j].append(done[j] + hop)
+                    _, rdy, (_rows, w) = pending[j]
+                    go = rdy + NET_GO
+                    done[j] = go + (w + 1) * wc + NET_STEP + NET_DONE
+                    links[j].append(go + hop)
             else:  # recv
                 for j in range(n):
                     link = links[(j - 1) % n]
                     if not link:
                         raise PerfError(f"core {j} receives with nothing sent to it")
-                    done[j] = max(pending[j][1], link.popleft())
+                    _, rdy, (_rows, w) = pending[j]
+                    done[j] = max(rdy + NET_GO, link.popleft()) + (w + 1) * wc + NET_STEP + NET_DONE
             for j in range(n):
                 pending[j] = self._advance(gens[j], done[j], results, j)
-        return self._timing(results)
+        return results
 
     @staticmethod
     def _advance(gen, value, results, j):
@@ -385,6 +511,11 @@ class CycleModel:
 
 
 PRIORITY = ("mpu", "vpu", "dma", "net")
+TB_HOP = 2  # hw/sim/dfx_ring_link.v: a word through the link's FIFO
+NET_GO = 4  # dfx_net.v: start pulse to the engines' first word (S_IDLE, S_CHECK, S_STEP, go)
+NET_STEP = 2  # S_WAIT sees both engines idle, S_STEP starts the next step
+NET_DONE = 1
+GATHER_STEP = 5  # an all-gather step past its words and the hop (measured: docs/perf.md)
 
 
 def attribute(intervals, total) -> dict:
@@ -411,14 +542,15 @@ def attribute(intervals, total) -> dict:
     return out
 
 
-def bundle_cycles(bundle, n_in: int, n_out: int) -> dict:
+def bundle_cycles(bundle, n_in: int, n_out: int, ring: str = "link") -> dict:
     """Modelled kernel cycles of one request on a compiled bundle (a Bundle or its folder):
     {'summarization': ..., 'generation': ..., 'total': ...} (dfx.arch.isa.PHASES); host overheads
-    are not cycles."""
+    are not cycles. ring="testbench": the RTL testbench's ring links (CycleModel), for runs on the
+    rtl backend. Every call is evaluated when there are at most 64 generated tokens."""
     from dfx.perf.report import Predictor, load_programs
 
     path = getattr(bundle, "path", bundle)
-    pr = Predictor(load_programs(str(path)))
+    pr = Predictor(load_programs(str(path)), exact=n_out <= 64, ring=ring)
     hz = pr.app.r.hz
     s = sum(r["device_seconds"] for r in pr.summarization_calls(n_in)) * hz
     g = sum(r["device_seconds"] for r in pr.generation_calls(n_in, n_out)) * hz if n_out > 1 else 0.0

@@ -15,9 +15,9 @@ phase's calls, as `dfx generate --backend rtl --json` reports them) and the mode
 `modelled_cycles`). Error = (model - RTL) / RTL.
 
 --detail PHASE compares one call of that phase on card 0 instruction by instruction: the RTL's
-retire trace (hw/sim/dfx_tb.v +trace: core, pc, opcode, cycle) beside the model's completion time
-of the same pc (both from the call's first instruction), and the gaps between consecutive
-retirements, which show the instructions whose cost the model gets wrong.
+retire trace (hw/sim/dfx_tb.v +trace: core, pc, opcode, retire cycle, start cycle) beside the
+model's start and retirement of the same pc (both from the call's first instruction), which shows
+the instructions whose cost the model gets wrong.
 """
 
 from __future__ import annotations
@@ -62,10 +62,11 @@ def run_rtl(bundle: Path, prompt: list[int], tokens: int, trace: Path | None = N
 
 
 def detail(bundle: Path, phase: str, prompt: list[int]) -> None:
-    """One call of `phase` on card 0: RTL retire trace against the model's completion times."""
+    """One call of `phase` on card 0: the RTL's retire trace against the model, instruction by
+    instruction (start and duration of every unit instruction)."""
     from dfx.arch.encoding import to_asm
     from dfx.host.runtime import Session
-    from dfx.perf.model import Rates, _Core
+    from dfx.perf.model import CycleModel
     from dfx.perf.report import load_programs
 
     progs = load_programs(str(bundle))
@@ -87,36 +88,27 @@ def detail(bundle: Path, phase: str, prompt: list[int]) -> None:
         finally:
             s.close()
         text = tr.read_bytes()[mark:].decode()
-    rtl = []
+    rtl = []  # (pc, retire cycle, start cycle) of card 0
     for line in text.splitlines():
         f = line.split()
-        if len(f) == 4 and f[0] == "0":
-            rtl.append((int(f[1]), int(f[3])))
+        if len(f) >= 5 and f[0] == "0":
+            rtl.append((int(f[1]), int(f[3]), int(f[4])))
     prog = progs.programs[phase][0]
-    if progs.fpgas != 1:
-        print("(--detail models card 0 alone: ring instructions take no time in it)", file=sys.stderr)
-    core = _Core(progs.target, Rates.of(progs.target), prog, 0, 1)
-    gen = core.run(len(ids), pos)
-    try:
-        msg = next(gen)
-        while True:
-            msg = gen.send(msg[1])  # ring instructions: done when ready (no peers)
-    except StopIteration as e:
-        res = e.value
-    model = {pc: done for pc, _u, _s, done in res["retired"]}
-    t0 = rtl[0][1]
-    print(f"{'pc':>4} {'rtl':>7} {'model':>8} {'gap rtl':>8} {'gap model':>9}  instruction")
-    pr = pm = 0.0
-    for pc, cyc in rtl:
-        r = cyc - t0
-        m = model.get(pc)
-        ms = f"{m:8.0f}" if m is not None else f"{'-':>8}"
-        gm = f"{m - pm:9.0f}" if m is not None else f"{'-':>9}"
-        print(f"{pc:>4} {r:>7} {ms} {r - pr:>8.0f} {gm}  {to_asm(prog[pc])[:80]}")
-        pr = r
-        if m is not None:
-            pm = m
-    print(f"call: RTL {rtl[-1][1] - t0} cycles from the first retirement to END; model {res['cycles']:.0f}")
+    cm = CycleModel(progs.target, progs.programs, ring="testbench")
+    first = cm._pass(phase, len(ids), pos, None)
+    res = cm._pass(phase, len(ids), pos, [r["ports"] for r in first])[0]
+    model = {pc: (st, done) for pc, _u, st, done in res["retired"]}
+    # both from the first instruction's pop (the model's first fetch; the RTL's first retirement - 1)
+    m0 = rtl[0][2]
+    f0 = 3 + cm.c.rt
+    print(f"{'pc':>4} {'rtl start':>9} {'dur':>6} {'model start':>11} {'dur':>6}  instruction")
+    for pc, cyc, st in rtl:
+        if pc not in model:
+            continue
+        ms, md = model[pc]
+        print(f"{pc:>4} {st - m0:>9} {cyc - st:>6} {ms - f0:>11.0f} {md - ms:>6.0f}  {to_asm(prog[pc])[:70]}")
+    print(f"call: RTL {rtl[-1][1] - m0} cycles from the first instruction to END; model "
+          f"{max(r['cycles'] for r in first) - f0 - cm.c.status_beats - 5:.0f}")
 
 
 def main(argv=None) -> int:
@@ -156,7 +148,7 @@ def main(argv=None) -> int:
             except DfxError as e:
                 print(f"error: {e}", file=sys.stderr)
                 return 1
-            modelled = bundle_cycles(bundle, a.prompt, a.tokens)
+            modelled = bundle_cycles(bundle, a.prompt, a.tokens, ring="testbench")
             for ph in ("summarization", "generation"):
                 row = {"d_model": d, "layers": layers, "heads": heads, "cards": n, "phase": ph,
                        "rtl_cycles": measured[ph], "model_cycles": modelled[ph],

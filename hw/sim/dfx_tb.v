@@ -9,9 +9,10 @@
 //   core i, HBM channel c: dfx_axi_mem (HBM_BITS x MEM_BEATS); DDR (HAS_DDR): DDR_BITS x DDR_BEATS
 //
 // Plusargs: +cmd=PATH (commands; a named pipe), +rsp=PATH (replies, one line per
-// command, flushed), +trace=PATH (optional: a line "core pc op cycle", decimal, for every retired
+// command, flushed), +trace=PATH (optional: a line "core pc op cycle start", decimal, for every retired
 // instruction, from the core's dbg_retire (a bit per retire source) / dbg_retire_pc / dbg_retire_op
-// (32 and 6 bits per source); flushed at the end of
+// (32 and 6 bits per source); start is the cycle its unit's start pulse was seen (a control
+// instruction: the cycle before it retires), for the performance model's checks; flushed at the end of
 // every run), +waves=PATH (optional, needs the DFX_WAVES define: $dumpfile / $dumpvars),
 // and the memory models' +hbm_lat= +ddr_lat= +hbm_stall= +seed= (hw/sim/dfx_axi_mem.v).
 // With DFX_WLOG defined (the real core: these read its internals; a stand-in core is built without):
@@ -269,13 +270,22 @@ module dfx_tb #(
         end
         assign done_at[64*gi +: 64] = done_r;
 
+        // the cycle each retire source's running instruction started (its unit's start pulse;
+        // a control instruction retires the cycle it leaves the fetch queue)
+        reg [63:0] st_at [0:3];
+        always @(posedge clk) begin
+            st_at[0] <= cycle;
+            if (u_core.u_start[1]) st_at[1] <= cycle;
+            if (u_core.u_start[2] || u_core.u_start[3]) st_at[2] <= cycle;
+            if (u_core.u_start[4]) st_at[3] <= cycle;
+        end
         integer ri;
         always @(posedge clk)
             for (ri = 0; ri < 4; ri = ri + 1)
                 if (u_core.dbg_retire[ri]) begin
                     if (trace != 0)
-                        $fwrite(trace, "%0d %0d %0d %0d\n", gi, u_core.dbg_retire_pc[32*ri +: 32],
-                                u_core.dbg_retire_op[6*ri +: 6], cycle);
+                        $fwrite(trace, "%0d %0d %0d %0d %0d\n", gi, u_core.dbg_retire_pc[32*ri +: 32],
+                                u_core.dbg_retire_op[6*ri +: 6], cycle, st_at[ri]);
                     if (wlog != 0)
                         $fwrite(wlog, "r %0d %0d %0d %0d\n", gi, u_core.dbg_retire_pc[32*ri +: 32],
                                 u_core.dbg_retire_op[6*ri +: 6], cycle);

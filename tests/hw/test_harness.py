@@ -180,8 +180,9 @@ def test_run_reports_done_cycles_status_and_trace(sim, tmp_path):
         # the trace: three retires per core and run, inside that core's run
         lines = [tuple(int(v) for v in line.split()) for line in trace.read_text().splitlines()]
         assert len(lines) == 12
-        for core, pc, op, cyc in lines[6:]:
+        for core, pc, op, cyc, began in lines[6:]:
             assert op == pc + 1 and cnt[core]["start_cycle"] < cyc <= cnt[core]["done_cycle"]
+            assert began == cyc - 1  # control retirements: the cycle before
     finally:
         devs[0].close()
 

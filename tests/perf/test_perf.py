@@ -116,8 +116,10 @@ def test_dfx_summarization_is_token_serial():
     r = Predictor(p, exact=True).predict(16, 2)
     # one matrix-vector pass per prompt token: about n_in times one token's cost
     assert r["ttft_ms"] == pytest.approx(16 * r["generation_ms_per_token"], rel=0.05)
-    ours = Predictor(load_programs("gpt2", 1, "u280")).predict(16, 2)
-    assert ours["ttft_ms"] < r["ttft_ms"] / 4
+    ours = Predictor(load_programs("gpt2", 1, "u280"), exact=True).predict(16, 2)
+    # ours runs the 16 rows in one call, but the RTL's MPU path streams every weight tile once per
+    # input row (dfx_mpu_path.v): the block saves vector and control work, not weight traffic
+    assert 8 * ours["generation_ms_per_token"] < ours["ttft_ms"] < r["ttft_ms"]
 
 
 def test_latencies_come_from_the_target(tmp_path):

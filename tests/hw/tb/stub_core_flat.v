@@ -126,6 +126,7 @@ module dfx_core_flat #(
     reg [3:0] dbg_retire;
     reg [127:0] dbg_retire_pc;
     reg [23:0] dbg_retire_op;
+    wire [4:1] u_start = 4'd0;           // the real core's unit start pulses (the bench's trace reads them)
 
     integer i;
     always @(posedge ap_clk) begin
