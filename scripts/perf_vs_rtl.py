@@ -46,12 +46,12 @@ def build_model(folder: Path, d: int, layers: int, heads: int, vocab: int) -> No
     GPT2LMHeadModel(cfg).eval().save_pretrained(folder)
 
 
-def run_rtl(bundle: Path, prompt: list[int], tokens: int, trace: Path | None = None) -> dict:
+def run_rtl(bundle: Path, prompt: list[int], tokens: int, trace: Path | None = None, hbm_lat=None) -> dict:
     from dfx.host.runtime import Session
 
     cards = json.loads((bundle / "manifest.json").read_text())["cards"]
     s = Session(bundle, backend="rtl", hbm_bytes=max(c["hbm_bytes"] for c in cards),
-                trace=str(trace) if trace else None)
+                trace=str(trace) if trace else None, hbm_lat=hbm_lat)
     try:
         stats: dict = {}
         for _ in s.stream(prompt, max_new_tokens=tokens, eos_token_id=None, stats=stats):
@@ -59,6 +59,27 @@ def run_rtl(bundle: Path, prompt: list[int], tokens: int, trace: Path | None = N
     finally:
         s.close()
     return {ph: st.counters["device_cycles"] for ph, st in stats.items()}
+
+
+def modelled(bundle: Path, n_in: int, n_out: int, hbm_lat=None) -> dict:
+    """dfx.perf.model.bundle_cycles with the testbench's ring; with hbm_lat, on the bundle's target
+    with perf.hbm_latency_cycles = hbm_lat (what the testbench's memories then answer with)."""
+    import dataclasses
+
+    from dfx.perf.model import bundle_cycles
+    from dfx.perf.report import Predictor, load_programs
+
+    if hbm_lat is None:
+        return bundle_cycles(bundle, n_in, n_out, ring="testbench")
+    p = load_programs(str(bundle))
+    t = p.target
+    p = dataclasses.replace(p, target=dataclasses.replace(
+        t, perf=dataclasses.replace(t.perf, hbm_latency_cycles=hbm_lat)))
+    pr = Predictor(p, exact=True, ring="testbench")
+    hz = pr.app.r.hz
+    s = round(sum(r["device_seconds"] for r in pr.summarization_calls(n_in)) * hz)
+    g = round(sum(r["device_seconds"] for r in pr.generation_calls(n_in, n_out)) * hz) if n_out > 1 else 0
+    return {"summarization": s, "generation": g}
 
 
 def detail(bundle: Path, phase: str, prompt: list[int]) -> None:
@@ -114,26 +135,28 @@ def detail(bundle: Path, phase: str, prompt: list[int]) -> None:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--shapes", type=shapes_arg, nargs="+", default=[(32, 2, 4), (48, 1, 6)],
-                    metavar="D:LAYERS:HEADS", help="model shapes (default 32:2:4 48:1:6)")
+    ap.add_argument("--shapes", type=shapes_arg, nargs="+", default=[(32, 2, 4), (48, 1, 6), (64, 1, 8), (96, 2, 6)],
+                    metavar="D:LAYERS:HEADS", help="model shapes (default 32:2:4 48:1:6 64:1:8 96:2:6)")
     ap.add_argument("--cards", type=int, nargs="+", default=[1, 2, 3, 4])
     ap.add_argument("--vocab", type=int, default=128)
     ap.add_argument("--prompt", type=int, default=20, help="prompt tokens (default 20: two summarization blocks)")
     ap.add_argument("--tokens", type=int, default=8, help="tokens generated (default 8)")
     ap.add_argument("--detail", choices=("summarization", "generation"),
                     help="also compare one call of this phase instruction by instruction (first shape and N)")
+    ap.add_argument("--hbm-lat", type=int, metavar="CYCLES",
+                    help="HBM read latency of the testbench's memories and of the model (default: the target's)")
     ap.add_argument("--json", action="store_true", help="one JSON object per row instead of the table")
     a = ap.parse_args(argv)
 
     from dfx.compiler.driver import compile_model
     from dfx.errors import DfxError
-    from dfx.perf.model import bundle_cycles
 
     tmp = Path(tempfile.mkdtemp(prefix="dfx-perf-rtl-"))
     prompt = [int(t) for t in np.random.default_rng(0).integers(1, a.vocab, a.prompt)]
     rows = []
     if not a.json:
-        print(f"tiny target, Verilator; prompt {a.prompt} tokens, {a.tokens} generated; "
+        lat = f"HBM read latency {a.hbm_lat} cycles" if a.hbm_lat is not None else "the target's HBM read latency"
+        print(f"tiny target, Verilator, {lat}; prompt {a.prompt} tokens, {a.tokens} generated; "
               f"cycles per phase summed over its calls\n")
         print("| d_model | layers | heads | N | phase | RTL cycles | model cycles | error |")
         print("|---:|---:|---:|---:|---|---:|---:|---:|")
@@ -144,20 +167,20 @@ def main(argv=None) -> int:
             bundle = tmp / f"b{d}-{layers}-{heads}-n{n}"
             try:
                 compile_model(str(folder), n, bundle, target="tiny", max_seq=64, progress=False)
-                measured = run_rtl(bundle, prompt, a.tokens)
+                measured = run_rtl(bundle, prompt, a.tokens, hbm_lat=a.hbm_lat)
             except DfxError as e:
                 print(f"error: {e}", file=sys.stderr)
                 return 1
-            modelled = bundle_cycles(bundle, a.prompt, a.tokens, ring="testbench")
+            model = modelled(bundle, a.prompt, a.tokens, a.hbm_lat)
             for ph in ("summarization", "generation"):
                 row = {"d_model": d, "layers": layers, "heads": heads, "cards": n, "phase": ph,
-                       "rtl_cycles": measured[ph], "model_cycles": modelled[ph],
-                       "error": (modelled[ph] - measured[ph]) / measured[ph]}
+                       "rtl_cycles": measured[ph], "model_cycles": model[ph],
+                       "error": (model[ph] - measured[ph]) / measured[ph]}
                 rows.append(row)
                 if a.json:
                     print(json.dumps(row))
                 else:
-                    print(f"| {d} | {layers} | {heads} | {n} | {ph} | {measured[ph]} | {modelled[ph]} | "
+                    print(f"| {d} | {layers} | {heads} | {n} | {ph} | {measured[ph]} | {model[ph]} | "
                           f"{100 * row['error']:+.1f} % |")
             sys.stdout.flush()
     if not a.json and rows:
