@@ -31,20 +31,15 @@ class Clock:
 class Matrix:
     lanes: int
     width: int
-    mul_latency: int
-    add_latency: int
-    sfu_latency: int
+    mul_latency: int  # FP multipliers of the MPU and the VPU (RTL MUL_LAT)
+    add_latency: int  # FP32 adders of the MPU tree and the VPU (RTL ADD_LAT)
 
 
 @dataclasses.dataclass(frozen=True)
 class Vector:
     width: int
-    add_latency: int
-    mul_latency: int
-    exp_latency: int
-    recip_latency: int
-    rsqrt_latency: int
-    reduce_latency: int
+    recip_latency: int  # RTL RECIP_LAT
+    rsqrt_latency: int  # RTL RSQRT_LAT
 
 
 @dataclasses.dataclass(frozen=True)
@@ -77,7 +72,8 @@ class Ring:
 class Buffers:
     vbuf_words: int
     max_rows: int
-    instr_fifo: int
+    instr_fifo: int  # instructions fetched ahead of issue (RTL IQ_DEPTH)
+    unit_queue: int  # slots of each of the three unit queues (RTL UQ, a power of two)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -90,8 +86,6 @@ class Perf:
     """Scheduling properties of the core that change timing, never results (dfx.perf reads them)."""
 
     token_serial_summarization: bool  # summarization as one matrix-vector pass per prompt token
-    mpu_interleave_ntiles: int  # n-tiles the MPU walks per k-step (independent accumulators)
-    weight_prefetch_tiles: int  # weight tiles the MPU may stream ahead of its inputs (0: none)
     hbm_latency_cycles: int  # kernel cycles from an HBM read request to its first beat
     ddr_latency_cycles: int  # the same for DDR
     call_overhead_us: float  # host time per kernel call (start, done, argument writes)
@@ -216,9 +210,12 @@ def _check(path: Path, t: Target) -> None:
             v = getattr(getattr(t, sec), f.name)
             if isinstance(v, (int, float)) and not isinstance(v, bool) and v <= 0 and f.name != "overhead":
                 bad(f"{sec}.{f.name}", f"must be positive, got {v}")
-    if t.perf.mpu_interleave_ntiles < 1:
-        bad("perf.mpu_interleave_ntiles", f"must be at least 1, got {t.perf.mpu_interleave_ntiles}")
-    for f in ("weight_prefetch_tiles", "hbm_latency_cycles", "ddr_latency_cycles", "call_overhead_us"):
+    uq = t.buffers.unit_queue
+    if uq < 2 or uq & (uq - 1):
+        bad("buffers.unit_queue", f"must be a power of two, at least 2, got {uq}")
+    if t.buffers.instr_fifo < 2 or t.buffers.instr_fifo & (t.buffers.instr_fifo - 1):
+        bad("buffers.instr_fifo", f"must be a power of two, at least 2, got {t.buffers.instr_fifo}")
+    for f in ("hbm_latency_cycles", "ddr_latency_cycles", "call_overhead_us"):
         if getattr(t.perf, f) < 0:
             bad(f"perf.{f}", f"must be >= 0, got {getattr(t.perf, f)}")
 

@@ -145,7 +145,6 @@ def target_header(t: Target) -> str:
         ("DFX_VWIDTH", t.vector.width),
         ("DFX_MUL_LATENCY", t.matrix.mul_latency),
         ("DFX_ADD_LATENCY", t.matrix.add_latency),
-        ("DFX_SFU_LATENCY", t.matrix.sfu_latency),
         ("DFX_HBM_CHANNELS", t.hbm.channels),
         ("DFX_HBM_PORT_BITS", t.hbm.port_bits),
         ("DFX_VBUF_WORDS", t.buffers.vbuf_words),
@@ -185,7 +184,7 @@ def core_params(t: Target) -> dict[str, int]:
         "HAS_DDR": int(t.ddr.present), "DDR_BITS": t.ddr.port_bits or 512,
         "DDR_BYTES_LOG2": max(1, t.ddr.bytes.bit_length() - 1),
         "VBUF_WORDS": t.buffers.vbuf_words, "RING_WORDS": t.ring.words_per_cycle,
-        "IQ_DEPTH": t.buffers.instr_fifo, "CTRL_AW": ctrl.bit_length() - 1,
+        "IQ_DEPTH": t.buffers.instr_fifo, "UQ": t.buffers.unit_queue, "CTRL_AW": ctrl.bit_length() - 1,
     }
 
 

@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from dfx import hw
-from dfx.arch import kernel
+from dfx.arch import kernel, verilog
 from dfx.arch.hbm import beat_chunks
 from dfx.arch.target import Target
 from dfx.errors import DeviceTimeout, DfxError
@@ -62,19 +62,8 @@ def _pow2_beats(nbytes: int, beat_bytes: int) -> int:
 def tb_params(target: Target, n: int, mem_beats: int = MIN_BEATS, ddr_beats: int = MIN_BEATS,
               ring_timeout: int = 100000) -> dict:
     """dfx_tb's parameters for a target (dfx_core_flat's, plus NCORES and the memory sizes)."""
-    t = target
-    return {
-        "NCORES": n, "LANES": t.matrix.lanes, "WIDTH": t.matrix.width, "VWIDTH": t.vector.width,
-        "MUL_LAT": t.matrix.mul_latency, "ADD_LAT": t.matrix.add_latency,
-        "RECIP_LAT": t.vector.recip_latency, "RSQRT_LAT": t.vector.rsqrt_latency,
-        "CH": t.hbm.channels, "HBM_BITS": t.hbm.port_bits,
-        "CH_BYTES_LOG2": t.hbm.channel_bytes.bit_length() - 1,
-        "HAS_DDR": int(t.ddr.present), "DDR_BITS": t.ddr.port_bits if t.ddr.present else 512,
-        "DDR_BYTES_LOG2": max(t.ddr.bytes, 1).bit_length() - 1 if t.ddr.present else 35,
-        "VBUF_WORDS": t.buffers.vbuf_words, "RING_WORDS": t.ring.words_per_cycle,
-        "IQ_DEPTH": t.buffers.instr_fifo, "CTRL_AW": kernel.control_bytes(t).bit_length() - 1,
-        "RING_TIMEOUT": ring_timeout, "MEM_BEATS": mem_beats, "DDR_BEATS": ddr_beats, "HOSTB": HOSTB,
-    }
+    return {"NCORES": n, **verilog.core_params(target), "RING_TIMEOUT": ring_timeout, "MEM_BEATS": mem_beats,
+            "DDR_BEATS": ddr_beats, "HOSTB": HOSTB}
 
 
 def _verilator() -> tuple[str, dict]:

@@ -151,7 +151,6 @@ class Costs:
 
     CHUNK = 16  # dfx_mpu_path.v: tiles per read request
     QD = 4  # dfx_hbm_rd.v: requests in flight
-    UQ = 4  # dfx_core_flat.v: slots per unit queue
 
     @classmethod
     def of(cls, t: Target) -> "Costs":
@@ -170,7 +169,7 @@ class Costs:
         ddr = min(1.0, t.ddr.gbps * 1e9 / hz / pb) if t.ddr.present else 1.0
         from dfx.arch import kernel
         return cls(rt=t.perf.hbm_latency_cycles + 5, rt_ddr=t.perf.ddr_latency_cycles + 5,
-                   bpi=max(1, 64 // pb), iq=t.buffers.instr_fifo, uq=cls.UQ, vpu_lat=vlat, mpu_lat=mlat,
+                   bpi=max(1, 64 // pb), iq=t.buffers.instr_fifo, uq=t.buffers.unit_queue, vpu_lat=vlat, mpu_lat=mlat,
                    rho=rho, beat_rate=beat, ddr_beat_rate=ddr,
                    status_beats=-(-kernel.STATUS_BYTES // pb), ring_words=t.ring.words_per_cycle)
 

@@ -46,7 +46,7 @@ def params(bench: str, tname: str) -> dict:
     if bench == "mpu":
         return {"LANES": m.lanes, "WIDTH": m.width, "MUL_LAT": m.mul_latency, "ADD_LAT": m.add_latency}
     if bench == "vpu":
-        return {"VWIDTH": v.width, "MUL_LAT": v.mul_latency, "ADD_LAT": v.add_latency,
+        return {"VWIDTH": v.width, "MUL_LAT": m.mul_latency, "ADD_LAT": m.add_latency,  # the core's VPU
                 "RECIP_LAT": v.recip_latency, "RSQRT_LAT": v.rsqrt_latency}
     raise KeyError(bench)
 

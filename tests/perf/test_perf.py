@@ -125,7 +125,7 @@ def test_dfx_summarization_is_token_serial():
 def test_latencies_come_from_the_target(tmp_path):
     src = (TARGET_DIR / "u280-dfx.toml").read_text()
     path = tmp_path / "slow.toml"
-    path.write_text(src.replace("add_latency = 11          # one adder", "add_latency = 22          # one adder", 1)
+    path.write_text(src.replace("add_latency = 11          # FP32 adders", "add_latency = 22          # FP32 adders", 1)
                     .replace('name = "u280-dfx"', 'name = "slow"'))
     slow = load_target_file(path)
     assert slow.matrix.add_latency == 22
@@ -138,8 +138,11 @@ def test_latencies_come_from_the_target(tmp_path):
 def test_perf_section_is_validated(tmp_path):
     src = (TARGET_DIR / "tiny.toml").read_text()
     p = tmp_path / "t.toml"
-    p.write_text(src.replace("mpu_interleave_ntiles = 4", "mpu_interleave_ntiles = 0"))
-    with pytest.raises(TargetError, match=r"perf\.mpu_interleave_ntiles must be at least 1"):
+    p.write_text(src.replace("hbm_latency_cycles = 8", "hbm_latency_cycles = -1"))
+    with pytest.raises(TargetError, match=r"perf\.hbm_latency_cycles must be >= 0"):
+        load_target_file(p)
+    p.write_text(src.replace("unit_queue = 4", "unit_queue = 3"))
+    with pytest.raises(TargetError, match=r"buffers\.unit_queue must be a power of two"):
         load_target_file(p)
     p.write_text(src.replace("call_overhead_us = 20.0", "call_overhead_us = 20.0\nwarp = 3"))
     with pytest.raises(TargetError, match=r"unknown field perf\.warp"):

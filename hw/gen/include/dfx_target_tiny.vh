@@ -6,7 +6,6 @@
 `define DFX_VWIDTH           8
 `define DFX_MUL_LATENCY      2
 `define DFX_ADD_LATENCY      2
-`define DFX_SFU_LATENCY      2
 `define DFX_HBM_CHANNELS     4
 `define DFX_HBM_PORT_BITS    128
 `define DFX_VBUF_WORDS       1048576

@@ -6,7 +6,6 @@
 `define DFX_VWIDTH           64
 `define DFX_MUL_LATENCY      6
 `define DFX_ADD_LATENCY      11
-`define DFX_SFU_LATENCY      4
 `define DFX_HBM_CHANNELS     32
 `define DFX_HBM_PORT_BITS    512
 `define DFX_VBUF_WORDS       4194304

@@ -35,6 +35,7 @@ module dfx_core_flat #(
     parameter integer VBUF_WORDS = 1048576,
     parameter integer RING_WORDS = 8,
     parameter integer IQ_DEPTH = 8,
+    parameter integer UQ = 4,                                // slots per unit queue, a power of two
     parameter integer CTRL_AW = 8,
     parameter integer RING_TIMEOUT = 100000
 ) (
@@ -524,7 +525,6 @@ module dfx_core_flat #(
     // enters its queue only when no slot of another queue holds a range that it writes and the
     // slot reads or writes, or that the slot writes and it reads. A queue runs in order and one
     // instruction at a time, so its own slots need no check.
-    localparam integer UQ = 4;
     localparam integer LQ = $clog2(UQ);                  // UQ must be a power of two
     localparam integer NS = 3 * UQ;
     localparam integer RL = 113;                           // one range: valid, lo, hi (56 bits each)
