@@ -47,7 +47,7 @@ def main(argv=None) -> int:
             cache[key] = load_programs(model, n, target)
         return cache[key]
 
-    print("## u280-dfx: DFX's published microarchitecture against its published results\n")
+    print("## u280-dfx: our core with DFX's sizes against DFX's published results\n")
     print("| figure | model | FPGAs | published | predicted | error |")
     print("|---|---|---|---|---|---|")
     for what, model, n, i, o, key, pub in PUBLISHED:
