@@ -215,3 +215,22 @@ def test_perf_and_generate_read_a_bundle(tmp_path, capsys):
     for ph, info in run["phases"].items():
         assert info["modelled_cycles"] is not None, ph
         assert info["modelled_cycles"] == cycles[ph], ph
+
+
+def test_docs_dfx_figures_are_the_models():
+    """docs/perf.md's comparison with DFX's published figures is what the model computes now
+    (scripts/bench_perf.py wrote it): a change to the model that moves a figure by more than
+    rounding fails here until the docs are regenerated."""
+    import importlib.util
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    spec = importlib.util.spec_from_file_location("bench_perf", root / "scripts" / "bench_perf.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    doc = (root / "docs" / "perf.md").read_text()
+    for what, model, n, i, o, key, pub in bench.PUBLISHED:
+        row = next(line for line in doc.splitlines() if line.startswith(f"| {what} | {model} | {n} | {pub:g} |"))
+        documented = float(row.split("|")[5])
+        r = Predictor(load_programs(model, n, "u280-dfx")).predict(i, o)
+        assert r[key] == pytest.approx(documented, rel=0.01), (what, model, n)
