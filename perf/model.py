@@ -238,8 +238,7 @@ class _Core:
         last_ret = [0.0, 0.0, 0.0]
         slots = []  # (queue, retire, reads, writes) of instructions that may still hold a slot
         pops = deque()  # pop cycles of the last IQ instructions (fetch queue room)
-        fetch = 3 + c.rt  # the first instruction's request is answered ...
-        f_last = fetch - c.bpi
+        f_last = 3 + c.rt - c.bpi  # ap_start to the first instruction: control states, one HBM read
         pop = 0.0  # the last instruction left the fetch queue
         dec_free = 0.0  # the decoded stage takes the next unit instruction
         hread = np.zeros(C, np.int64)
@@ -263,9 +262,9 @@ class _Core:
                     pop = p
                     end_all = p + c.status_beats + 5
                     break
-                if name == "barrier":
+                if name == "barrier":  # the decoded stage empty and the queues it names drained
                     sel = {QUEUE[u] for u, b in isa.BARRIER_BITS.items() if ins.units & b and u in QUEUE}
-                    p = max([p] + [last_ret[q] for q in sel])
+                    p = max([p, dec_free] + [last_ret[q] for q in sel])
                 else:
                     apply_alu(ins, regs)
                 pop = p
