@@ -41,16 +41,14 @@ from collections import defaultdict, deque
 
 import numpy as np
 
-from dfx.arch import isa
+from dfx.arch import isa, kernel
 from dfx.arch.effects import effects
 from dfx.arch.regs import apply_alu, arg_regs
 from dfx.arch.layout import ktiles, ntiles
 from dfx.arch.target import Target
 from dfx.errors import DfxError
 
-UNITS = ("dma", "mpu", "vpu", "net")
 CATEGORY = {"mpu": "matrix", "vpu": "vector", "dma": "dma", "net": "sync"}
-REDUCE = ("vsum", "vsumsq", "vrmax")
 
 
 class PerfError(DfxError):
@@ -60,29 +58,25 @@ class PerfError(DfxError):
 # ---------------------------------------------------------------------------------- rates
 @dataclasses.dataclass(frozen=True)
 class Rates:
-    """Per-cycle rates and latencies of one target, derived from its file once."""
+    """Per-cycle rates of one target, derived from its file once."""
 
     hz: float
-    channel_bpc: float  # bytes per kernel cycle one HBM pseudo-channel moves
+    channel_bpc: float  # bytes per kernel cycle one HBM pseudo-channel moves (at most a port beat)
     hbm_bpc: float  # all channels
     ddr_bpc: float
-    link_bpc: float
-    pcie_bps: float
+    link_bpc: float  # bytes per kernel cycle a ring link carries (after its framing)
     hbm_peak_bps: float  # channels x channel_gbps (the data sheet)
     hbm_reach_bps: float  # x efficiency: the roofline's bandwidth
-    hbm_lat: int
-    ddr_lat: int
 
     @classmethod
     def of(cls, t: Target) -> "Rates":
         hz = t.clock.kernel_mhz * 1e6
         ch = min(t.port_bytes, t.hbm.channel_gbps * 1e9 * t.hbm.efficiency / hz)
         ddr = t.ddr.gbps * 1e9 / hz if t.ddr.present else 0.0
-        link = min(t.ring.link_gbps * 1e9 / 8 * (1 - t.ring.overhead), t.ring.words_per_cycle * 2 * hz) / hz
-        return cls(hz, ch, ch * t.hbm.channels, ddr, link, t.host.pcie_gbps * 1e9,
+        link = t.ring.link_gbps * 1e9 / 8 * (1 - t.ring.overhead) / hz
+        return cls(hz, ch, ch * t.hbm.channels, ddr, link,
                    t.hbm.channels * t.hbm.channel_gbps * 1e9,
-                   t.hbm.channels * t.hbm.channel_gbps * 1e9 * t.hbm.efficiency,
-                   t.perf.hbm_latency_cycles, t.perf.ddr_latency_cycles)
+                   t.hbm.channels * t.hbm.channel_gbps * 1e9 * t.hbm.efficiency)
 
 
 # ---------------------------------------------------------------------------------- results
@@ -161,13 +155,11 @@ class Costs:
                    mul + _log2(V) * add + mul + 2)
         d_acc = mul + _log2(W) * add
         mlat = (d_acc + 1 + add + mul + 1) + (3 * add + 2 * mul + 1) + 1
-        hz = t.clock.kernel_mhz * 1e6
         pb = t.port_bytes
-        ch_bpc = t.hbm.channel_gbps * 1e9 * t.hbm.efficiency / hz  # bytes per cycle one channel sustains
-        rho = min(1.0, ch_bpc / pb)
-        beat = min(1.0, ch_bpc * t.hbm.channels / pb)
-        ddr = min(1.0, t.ddr.gbps * 1e9 / hz / pb) if t.ddr.present else 1.0
-        from dfx.arch import kernel
+        r = Rates.of(t)
+        rho = r.channel_bpc / pb  # the channel rate is capped at one port beat per cycle
+        beat = min(1.0, r.hbm_bpc / pb)
+        ddr = min(1.0, r.ddr_bpc / pb) if t.ddr.present else 1.0
         return cls(rt=t.perf.hbm_latency_cycles + 5, rt_ddr=t.perf.ddr_latency_cycles + 5,
                    bpi=max(1, 64 // pb), iq=t.buffers.instr_fifo, uq=t.buffers.unit_queue, vpu_lat=vlat, mpu_lat=mlat,
                    rho=rho, beat_rate=beat, ddr_beat_rate=ddr,
@@ -246,7 +238,6 @@ class _Core:
         ddr = macs = ring = 0
         intervals, retired = [], []
         ubusy = defaultdict(float)
-        unit_ret = dict.fromkeys(UNITS, 0.0)
         for pc, ins in enumerate(self.prog):
             op = ins.op
             name, unit = op.name, op.unit
@@ -320,7 +311,6 @@ class _Core:
             slots.append((q, ret, reads, writes))
             if len(slots) > 3 * c.uq + 8:
                 slots = [s for s in slots if s[1] > g]
-            unit_ret[unit] = max(unit_ret[unit], ret)
             intervals.append((start, ret, unit))
             retired.append((pc, unit, start, ret))
             ubusy[unit] += ret - start
@@ -540,17 +530,24 @@ def attribute(intervals, total) -> dict:
     return out
 
 
-def bundle_cycles(bundle, n_in: int, n_out: int, ring: str = "link") -> dict:
-    """Modelled kernel cycles of one request on a compiled bundle (a Bundle or its folder):
-    {'summarization': ..., 'generation': ..., 'total': ...} (dfx.arch.isa.PHASES); host overheads
-    are not cycles. ring="testbench": the RTL testbench's ring links (CycleModel), for runs on the
-    rtl backend. Every call is evaluated when there are at most 64 generated tokens."""
-    from dfx.perf.report import Predictor, load_programs
+def request_cycles(progs, n_in: int, n_out: int, ring: str = "link", exact: bool | None = None) -> dict:
+    """Modelled kernel cycles of one request of n_in prompt and n_out output tokens on compiled
+    programs (dfx.perf.report.Programs): {'summarization': ..., 'generation': ..., 'total': ...}
+    (dfx.arch.isa.PHASES); host overheads are not cycles. ring="testbench": the RTL testbench's
+    ring links (CycleModel), for runs on the rtl backend. exact (default: at most 64 generated
+    tokens) evaluates every call."""
+    from dfx.perf.report import Predictor
 
-    path = getattr(bundle, "path", bundle)
-    pr = Predictor(load_programs(str(path)), exact=n_out <= 64, ring=ring)
+    pr = Predictor(progs, exact=n_out <= 64 if exact is None else exact, ring=ring)
     hz = pr.app.r.hz
     s = sum(r["device_seconds"] for r in pr.summarization_calls(n_in)) * hz
     g = sum(r["device_seconds"] for r in pr.generation_calls(n_in, n_out)) * hz if n_out > 1 else 0.0
     s, g = int(round(s)), int(round(g))
     return {isa.SUMMARIZATION: s, isa.GENERATION: g, "total": s + g}
+
+
+def bundle_cycles(bundle, n_in: int, n_out: int, ring: str = "link") -> dict:
+    """request_cycles on a compiled bundle (a Bundle or its folder)."""
+    from dfx.perf.report import load_programs
+
+    return request_cycles(load_programs(str(getattr(bundle, "path", bundle))), n_in, n_out, ring)

@@ -62,24 +62,20 @@ def run_rtl(bundle: Path, prompt: list[int], tokens: int, trace: Path | None = N
 
 
 def modelled(bundle: Path, n_in: int, n_out: int, hbm_lat=None) -> dict:
-    """dfx.perf.model.bundle_cycles with the testbench's ring; with hbm_lat, on the bundle's target
-    with perf.hbm_latency_cycles = hbm_lat (what the testbench's memories then answer with)."""
+    """dfx.perf.model.request_cycles on the bundle with the testbench's ring; with hbm_lat, on the
+    bundle's target with perf.hbm_latency_cycles = hbm_lat (what the testbench's memories then
+    answer with)."""
     import dataclasses
 
-    from dfx.perf.model import bundle_cycles
-    from dfx.perf.report import Predictor, load_programs
+    from dfx.perf.model import request_cycles
+    from dfx.perf.report import load_programs
 
-    if hbm_lat is None:
-        return bundle_cycles(bundle, n_in, n_out, ring="testbench")
     p = load_programs(str(bundle))
-    t = p.target
-    p = dataclasses.replace(p, target=dataclasses.replace(
-        t, perf=dataclasses.replace(t.perf, hbm_latency_cycles=hbm_lat)))
-    pr = Predictor(p, exact=True, ring="testbench")
-    hz = pr.app.r.hz
-    s = round(sum(r["device_seconds"] for r in pr.summarization_calls(n_in)) * hz)
-    g = round(sum(r["device_seconds"] for r in pr.generation_calls(n_in, n_out)) * hz) if n_out > 1 else 0
-    return {"summarization": s, "generation": g}
+    if hbm_lat is not None:
+        t = p.target
+        p = dataclasses.replace(p, target=dataclasses.replace(
+            t, perf=dataclasses.replace(t.perf, hbm_latency_cycles=hbm_lat)))
+    return request_cycles(p, n_in, n_out, ring="testbench", exact=True)
 
 
 def detail(bundle: Path, phase: str, prompt: list[int]) -> None:
