@@ -213,17 +213,24 @@ def test_load_store_strides_index_and_unaligned_addresses():
     assert got[0] == want.tobytes()
 
 
-def test_embed_gathers_table_rows_by_id():
-    """Ids at a 4-byte (not beat) aligned address, repeated, and the table's last row."""
-    rng = np.random.default_rng(3)
+@pytest.mark.parametrize("space", ["hbm", "ddr"])
+def test_embed_gathers_table_rows_by_id(space):
+    """Ids in HBM at a 4-byte (not beat) aligned address, repeated, and the table's last row; the
+    table in HBM, or in the DDR (target tiny-ddr)."""
+    rng = np.random.default_rng(3 if space == "hbm" else 5)
     rows, cols, stride = 9, 12, 16
     table = f16(rng, (rows, stride))
     ids = np.array([rows - 1, 0, 3, 3, int(rng.integers(rows))], "<i4")
     ids_at = DATA + 0x1000 + 4
+    if space == "hbm":
+        table_at, where = DATA, dict(data={DATA: table, ids_at: ids})
+    else:
+        table_at, where = D_DATA, dict(target=TD, data={ids_at: ids}, ddr={D_DATA: table})
     got = same_result([assemble(f"""
-        embed rows={ids.size} cols={cols} v=7 vs=16 m={DATA} ms={stride * WORD} ids={ids_at} limit={rows}
+        embed space={space} rows={ids.size} cols={cols} v=7 vs=16 m={table_at} ms={stride * WORD} \
+            ids={ids_at} limit={rows}
         store rows={ids.size} cols={cols} v=7 vs=16 m={OUT} ms={cols * WORD}
-    """)], data={DATA: table, ids_at: ids})
+    """)], **where)
     assert np.frombuffer(got[0], np.uint16)[:ids.size * cols].tolist() == table[ids, :cols].ravel().tolist()
 
 
@@ -267,21 +274,6 @@ def test_ddr_beats_as_wide_as_the_port():
     """The same with DDR beats as wide as the HBM port (as u280-dfx has them: the DDR port without
     its width adapter; a build of its own, one core)."""
     ddr_load_store(dataclasses.replace(TD, name="tiny-ddr-wide", ddr=dataclasses.replace(TD.ddr, port_bits=128)))
-
-
-def test_embed_from_ddr():
-    """The table in the DDR, the ids in HBM (4-byte, not beat, aligned), repeated, the last row."""
-    rng = np.random.default_rng(5)
-    rows, cols, stride = 9, 12, 16
-    table = f16(rng, (rows, stride))
-    ids = np.array([rows - 1, 0, 3, 3, int(rng.integers(rows))], "<i4")
-    ids_at = DATA + 0x1000 + 4
-    got = same_result([assemble(f"""
-        embed space=ddr rows={ids.size} cols={cols} v=7 vs=16 m={D_DATA} ms={stride * WORD} ids={ids_at} \
-            limit={rows}
-        store rows={ids.size} cols={cols} v=7 vs=16 m={OUT} ms={cols * WORD}
-    """)], target=TD, data={ids_at: ids}, ddr={D_DATA: table})
-    assert np.frombuffer(got[0], np.uint16)[:ids.size * cols].tolist() == table[ids, :cols].ravel().tolist()
 
 
 def test_ddr_and_hbm_are_separate_spaces():
