@@ -11,6 +11,7 @@ import numpy as np
 
 import cocotb
 
+from dfx.perf.model import Costs
 from dfx.sim import numerics as nx
 
 from hwlib import pack, record, start, stream, target, unpack
@@ -233,6 +234,8 @@ async def mpu_throughput(dut):
     assert len(ic) == beats and span == beats, f"{beats} tiles took {span} cycles"
     lat = oc[0] - ic[T - 1]
     assert all(o - ic[T - 1 + T * n] == lat for n, o in enumerate(oc)), "latency varies"
+    # the performance model's MPU latency is computed from the target, as dfx_mpu.v's LAT is
+    assert lat == Costs.of(target()).mpu_lat, (lat, Costs.of(target()).mpu_lat)
     tiles_per_cycle = beats / span
     record("mpu", {"latency_cycles": lat, "tiles_per_cycle": tiles_per_cycle,
                    "macs_per_cycle": tiles_per_cycle * L * W, "lanes": L, "width": W,

@@ -11,6 +11,7 @@ import numpy as np
 import cocotb
 
 from dfx.hw.gen_tables import VPU_OPS
+from dfx.perf.model import Costs
 from dfx.sim import numerics as nx
 
 from hwlib import pack, record, start, stream, target, unpack
@@ -261,6 +262,8 @@ async def vpu_latency_throughput(dut):
     beats_per_cycle = (len(oc) - 1) / (oc[-1] - oc[0])
     assert beats_per_cycle == 1.0, beats_per_cycle
     assert [o - i for i, o in zip(ic, oc)] == [lat] * len(ic)
+    # the performance model's VPU latency is computed from the target, as dfx_vpu.v's LAT is
+    assert lat == Costs.of(target()).vpu_lat, (lat, Costs.of(target()).vpu_lat)
     figs["latency_cycles"] = lat
     figs["elementwise_beats_per_cycle"] = beats_per_cycle
     figs["elementwise_results_per_cycle"] = beats_per_cycle * v
