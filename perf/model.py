@@ -123,8 +123,9 @@ class Costs:
       request of n tiles takes max(n / rho, (rt - 1 + n) / 4) cycles: few k-tiles are bound by
       requests. rho = the tile rate HBM sustains (1 in the testbench's memories).
     * the DMA: row by row (dfx_dma.v). load 4 + per row (rt + 3 + beats); store 6 + per row
-      (5 + beats); kvstore 6 + per segment (a row's W words, or one word transposed: 5 + beats);
-      embed 13 + per row (2 rt + 5 + beats): the id first, then its row.
+      (5 + beats); kvstore of K 6 + per segment (a row's W words: 5 + beats); kvstore of V
+      (transposed) streams one word per cycle: 9 + words; embed 13 + per row (2 rt + 5 + beats):
+      the id first, then its row.
     * fetch: one 64-byte instruction in BPI = max(1, 64 / port bytes) beats, IQ (buffers.instr_fifo)
       instructions ahead; the first one rt + BPI + 3 cycles after ap_start.
     * the end: the status record's beats + 5 after END.
@@ -198,6 +199,10 @@ class Costs:
         if segs == 0:
             return 4
         return 6 + segs * 5 + beats / self.beat_rate
+
+    def kvstore_tr(self, words: int) -> float:
+        """V's transposed store (dfx_dma.v S_VT): one buffer read and one one-word write per cycle."""
+        return 9 + words if words else 4
 
 
 def _beats(lo: int, nbytes: int, pb: int) -> int:
@@ -341,7 +346,7 @@ class _Core:
                 return 4
             B = max(1, ins.batch)
             if ins.tr:
-                return c.kvstore(B * rows * cols, B * rows * cols)
+                return c.kvstore_tr(B * rows * cols)
             segs = B * rows * -(-cols // W)
             return c.kvstore(segs, segs * -(-min(cols, W) * 2 // PB))
         ddr_sp = "space" in ins.f and isa.SPACES[ins.space] == "ddr"

@@ -8,7 +8,9 @@
 //   embed       row i: the int32 id at ids + 4i (checked against limit), then mem m + id*ms
 //   kvstore     K (tr=0): per batch b, token row i and W-aligned group of head dims, one run of
 //               W words in the cache's tile layout; V (tr=1): one word per head dim (the
-//               transpose: a token's values land in W-word lanes of different tiles)
+//               transpose: a token's values land in W-word lanes of different tiles), not cut
+//               into rows but streamed: one buffer read and one strobed one-word write per cycle
+//               (S_VT), each write carrying its own beat and lane through the store FIFO
 // Memory: load, store and embed's table rows are in the space the instruction names (HBM or,
 // where the core has one, DDR: mem_ddr routes the requests and writes there); embed's ids and
 // kvstore are in HBM. Addresses are checked against the size of the space they are in.
@@ -85,7 +87,8 @@ module dfx_dma #(
     localparam integer LTB = $clog2(TW * 2);     // log2 tile bytes
 
     localparam [3:0] S_IDLE = 0, S_CHECK = 1, S_ROW = 2, S_IDREQ = 3, S_IDWAIT = 4, S_GO = 5,
-                     S_LOAD = 6, S_STORE = 7, S_NEXT = 8, S_DRAIN = 9, S_ERR = 10;
+                     S_LOAD = 6, S_STORE = 7, S_NEXT = 8, S_DRAIN = 9, S_ERR = 10,
+                     S_VT = 11, S_VEND = 12;
     reg [3:0] st;
     reg [5:0] op;
     reg [511:0] I;
@@ -155,6 +158,15 @@ module dfx_dma #(
     wire [63:0] kv_v_words = (({32'd0, c >> LL} * {48'd0, k_wn} + {32'd0, p >> LW}) * TW)
                              + {32'd0, c_lo} * WIDTH + {32'd0, p_wlo};
     wire [31:0] kv_left = cols - c;
+    // the transposed word (b, i, c) of S_VT: its memory word, beat lane, buffer read address (the
+    // beat-aligned read whose lane `vt_lane` is buffer word vt_va, as beat_va does for a row)
+    wire [63:0] vt_ma = kv_head + (kv_v_words << 1);
+    wire [63:0] vt_mw = {1'b0, vt_ma[63:1]};
+    wire [47:0] vt_va = {24'd0, k_v} + {16'd0, b} * {32'd0, k_vbs} + {16'd0, i} * {32'd0, k_vs} + {16'd0, c};
+    wire [AW-1:0] vt_raddr = vt_va[AW-1:0] - {{(AW-LPW){1'b0}}, vt_mw[LPW-1:0]};
+    wire vt_bad = vt_ma[0] || mem_bad(vt_ma, 64'd2, HBM_CAP);
+    reg v_bad;             // S_VT met a bad address: S_VEND ends in S_ERR
+    reg [BA+LPW-1:0] s_tag;    // the granted word's memory word address (beat, lane)
 
     // checks
     reg [1:0] ck;
@@ -230,21 +242,24 @@ module dfx_dma #(
     reg s_pend;            // a read was granted last cycle: its words are on vr_data now
     wire sf_v;
     wire [PBITS-1:0] sf_d;
+    wire [BA+LPW-1:0] sf_tag;                               // S_VT: the word's beat and lane
+    wire vmode = (st == S_VT) || (st == S_VEND);
     wire [$clog2(SQ):0] sf_n;
-    wire s_fire = sf_v && wq_ready && (st == S_STORE);
+    wire s_fire = sf_v && wq_ready && (st == S_STORE || vmode);
     localparam integer LSQ = $clog2(SQ);
     localparam [LSQ+1:0] SQ_C = SQ[LSQ+1:0];
     wire [LSQ+1:0] s_occ = {1'b0, sf_n} + {{(LSQ+1){1'b0}}, s_pend};
     wire sq_in_ready;                                      // s_occ < SQ: the FIFO always has room
-    assign vr_req = (st == S_STORE) && (rj <= beatN) && (s_occ < SQ_C);
-    assign vr_addr = beat_va(rj[AW-1:0]);
-    dfx_fifo #(.W(PBITS), .DEPTH(SQ)) u_sq (.clk(clk), .rst(rst), .in_valid(s_pend), .in_ready(sq_in_ready),
-        .in_data(vr_data[PBITS-1:0]), .out_valid(sf_v), .out_ready(s_fire), .out_data(sf_d), .count(sf_n));
-    wire [NB-1:0] s_mask = lane_mask(bj);
-    assign stall = busy && (((st == S_LOAD || st == S_IDWAIT) && !rd_valid) || (st == S_STORE && !s_fire) ||
+    assign vr_req = (((st == S_STORE) && (rj <= beatN)) || ((st == S_VT) && !vt_bad)) && (s_occ < SQ_C);
+    assign vr_addr = (st == S_VT) ? vt_raddr : beat_va(rj[AW-1:0]);
+    dfx_fifo #(.W(BA + LPW + PBITS), .DEPTH(SQ)) u_sq (.clk(clk), .rst(rst), .in_valid(s_pend),
+        .in_ready(sq_in_ready), .in_data({s_tag, vr_data[PBITS-1:0]}), .out_valid(sf_v), .out_ready(s_fire),
+        .out_data({sf_tag, sf_d}), .count(sf_n));
+    wire [NB-1:0] s_mask = vmode ? ({{(NB-1){1'b0}}, 1'b1} << sf_tag[LPW-1:0]) : lane_mask(bj);
+    assign stall = busy && (((st == S_LOAD || st == S_IDWAIT) && !rd_valid) || ((st == S_STORE || vmode) && !s_fire) ||
                             st == S_DRAIN);
-    assign wq_valid = sf_v && (st == S_STORE);
-    assign wq_beat = bj;
+    assign wq_valid = sf_v && (st == S_STORE || vmode);
+    assign wq_beat = vmode ? sf_tag[BA+LPW-1:LPW] : bj;
     assign wq_data = sf_d;
     genvar l;
     generate
@@ -259,6 +274,7 @@ module dfx_dma #(
         if (vw_gnt) bw_en <= 1'b0;
         s_pend <= vr_req && vr_gnt;
         if (vr_req && vr_gnt) rj <= rj + 1'b1;
+        if (vr_req && vr_gnt) s_tag <= vt_mw[BA+LPW-1:0];
         if (rst) begin
             st <= S_IDLE;
             busy <= 1'b0;
@@ -279,13 +295,14 @@ module dfx_dma #(
                     i <= 32'd0;
                     b <= 32'd0;
                     c <= 32'd0;
+                    v_bad <= 1'b0;
                     if (ck != 2'b00) begin
                         err_code <= (ck == 2'b01) ? `DFX_ERR_ILLEGAL_INSTRUCTION : ck_code;
                         err_d1 <= 32'd0;
                         err_d2 <= 32'd0;
                         st <= S_ERR;
                     end else if (rows == 0 || cols == 0) st <= S_DRAIN;
-                    else st <= S_ROW;
+                    else st <= (is_kv && k_tr) ? S_VT : S_ROW;
                 end
                 S_ROW: begin
                     if (is_load || is_store) begin
@@ -371,6 +388,25 @@ module dfx_dma #(
                     end else if (i + 1 < rows) i <= i + 1;
                     else st <= S_DRAIN;
                 end
+                S_VT: if (vt_bad) begin                  // as S_GO would: the words before it are written
+                    err_code <= `DFX_ERR_ADDRESS;
+                    err_d1 <= vt_ma[31:0];
+                    err_d2 <= vt_ma[63:32];
+                    v_bad <= 1'b1;
+                    st <= S_VEND;
+                end else if (vr_req && vr_gnt) begin      // the next word: head dim, token, batch
+                    if (c + 1 < cols) c <= c + 1;
+                    else begin
+                        c <= 32'd0;
+                        if (i + 1 < rows) i <= i + 1;
+                        else begin
+                            i <= 32'd0;
+                            if (b + 1 < kbatch) b <= b + 1;
+                            else st <= S_VEND;
+                        end
+                    end
+                end
+                S_VEND: if (!s_pend && !sf_v) st <= v_bad ? S_ERR : S_DRAIN;   // the store FIFO empty
                 S_DRAIN: if (wr_idle && !rq_valid && !bw_en) begin
                     busy <= 1'b0;
                     done <= 1'b1;
@@ -387,7 +423,7 @@ module dfx_dma #(
     end
     // bits no logic reads: instruction bits of other formats, buffer words past one beat, the
     // upper bytes of addresses (checked against the memory sizes before use)
-    wire _unused_ok = &{1'b0, I, vr_data, s_mask, sq_in_ready, m_nb[BA-1:16], m_end[LPB-1:0], id_addr[63:BA+LPB], ofs[47:AW], 1'b0};
+    wire _unused_ok = &{1'b0, I, vr_data, s_mask, sq_in_ready, vt_mw[63:BA+LPW], vt_va[47:AW], m_nb[BA-1:16], m_end[LPB-1:0], id_addr[63:BA+LPB], ofs[47:AW], 1'b0};
 endmodule
 
 `default_nettype wire
