@@ -268,6 +268,23 @@ module dfx_dma #(
         end
     endgenerate
 
+    // kvstore's next segment: the next head-dim group c (a W-word run, or one word transposed),
+    // then token i, then batch b; after the last, state `fin`
+    task automatic kv_next(input [3:0] fin);
+        begin
+            if (c + (k_tr ? 32'd1 : WIDTH) < cols) c <= c + (k_tr ? 32'd1 : WIDTH);
+            else begin
+                c <= 32'd0;
+                if (i + 1 < rows) i <= i + 1;
+                else begin
+                    i <= 32'd0;
+                    if (b + 1 < kbatch) b <= b + 1;
+                    else st <= fin;
+                end
+            end
+        end
+    endtask
+
     always @(posedge clk) begin
         done <= 1'b0;
         err <= 1'b0;
@@ -374,18 +391,8 @@ module dfx_dma #(
                 end
                 S_NEXT: begin
                     st <= S_ROW;
-                    if (is_kv) begin
-                        if (c + (k_tr ? 32'd1 : WIDTH) < cols) c <= c + (k_tr ? 32'd1 : WIDTH);
-                        else begin
-                            c <= 32'd0;
-                            if (i + 1 < rows) i <= i + 1;
-                            else begin
-                                i <= 32'd0;
-                                if (b + 1 < kbatch) b <= b + 1;
-                                else st <= S_DRAIN;
-                            end
-                        end
-                    end else if (i + 1 < rows) i <= i + 1;
+                    if (is_kv) kv_next(S_DRAIN);
+                    else if (i + 1 < rows) i <= i + 1;
                     else st <= S_DRAIN;
                 end
                 S_VT: if (vt_bad) begin                  // as S_GO would: the words before it are written
@@ -394,18 +401,7 @@ module dfx_dma #(
                     err_d2 <= vt_ma[63:32];
                     v_bad <= 1'b1;
                     st <= S_VEND;
-                end else if (vr_req && vr_gnt) begin      // the next word: head dim, token, batch
-                    if (c + 1 < cols) c <= c + 1;
-                    else begin
-                        c <= 32'd0;
-                        if (i + 1 < rows) i <= i + 1;
-                        else begin
-                            i <= 32'd0;
-                            if (b + 1 < kbatch) b <= b + 1;
-                            else st <= S_VEND;
-                        end
-                    end
-                end
+                end else if (vr_req && vr_gnt) kv_next(S_VEND);   // the next word
                 S_VEND: if (!s_pend && !sf_v) st <= v_bad ? S_ERR : S_DRAIN;   // the store FIFO empty
                 S_DRAIN: if (wr_idle && !rq_valid && !bw_en) begin
                     busy <= 1'b0;
