@@ -65,7 +65,11 @@ class Ring:
     link_gbps: float
     overhead: float
     words_per_cycle: int
-    hop_latency_cycles: int
+    # one hop, core i's ring port to core i+1's, in three clock domains (docs/perf.md, "The ring hop")
+    hop_kernel_cycles: int  # kernel clock: our ring adapters, SLR crossings, the RX FIFO's read side
+    hop_link_cycles: int  # link_mhz: the TX FIFO's read side, width converters, the Aurora core
+    link_mhz: float  # the Aurora user_clk: lane rate / 64
+    cable_ns: float  # the QSFP28 cable
 
 
 @dataclasses.dataclass(frozen=True)
@@ -127,6 +131,13 @@ class Target:
     def port_bytes(self) -> int:
         """Bytes one pseudo-channel port moves per beat; also the HBM interleave granule."""
         return self.hbm.port_bits // 8
+
+    @property
+    def hop_cycles(self) -> float:
+        """Kernel cycles from a word leaving one core's ring port to its arrival at the next core's
+        (the three parts of [ring], each converted at its own clock)."""
+        r, k = self.ring, self.clock.kernel_mhz
+        return r.hop_kernel_cycles + r.hop_link_cycles * k / r.link_mhz + r.cable_ns * k / 1000
 
     @property
     def tile_elems(self) -> int:

@@ -23,7 +23,7 @@ unit starts it and the cycle it retires, as the RTL's retire trace reports them
   binary vector op (or a product with a bias) reads both ports. A call is evaluated twice: the
   second pass takes the compute unit's port windows from the first.
 * ring: a message is a header word and ceil(cols / words_per_cycle) words per row; one word per
-  max(1, word bits / link bits per cycle) cycles, ``ring.hop_latency_cycles`` per hop (or the
+  max(1, word bits / link bits per cycle) cycles, ``Target.hop_cycles`` per hop (or the
   testbench's links, CycleModel(ring="testbench"), to compare with the RTL).
 * end: END waits for every queue; the status record is written; ap_done.
 
@@ -406,7 +406,7 @@ class CycleModel:
 
     def __init__(self, target: Target, programs: dict, ring: str = "link"):
         """programs: phase -> [list[Instr] per card]. ring: "link" (the target's links: its
-        bandwidth and ring.hop_latency_cycles) or "testbench" (hw/sim/dfx_ring_link.v: one ring
+        bandwidth and Target.hop_cycles) or "testbench" (hw/sim/dfx_ring_link.v: one ring
         word per cycle, TB_HOP cycles per hop), for comparisons with the RTL."""
         self.t = target
         self.r = Rates.of(target)
@@ -419,7 +419,7 @@ class CycleModel:
             self.word_cycles, self.hop = 1.0, TB_HOP
         else:
             self.word_cycles = max(1.0, word_bytes / self.r.link_bpc)
-            self.hop = target.ring.hop_latency_cycles
+            self.hop = target.hop_cycles
 
     def call(self, phase: str, ntok: int, pos: int) -> CallTiming:
         key = (phase, ntok, pos)

@@ -15,6 +15,7 @@ import dataclasses
 import sys
 import time
 
+from dfx.arch.target import load_target
 from dfx.compiler.presets import PRESETS
 from dfx.perf.report import Predictor, load_programs
 
@@ -63,13 +64,30 @@ def main(argv=None) -> int:
         print(f"| {model} | {n} | {100 * b['matrix']:.1f} % | {100 * b['vector']:.1f} % | {100 * b['dma']:.1f} % | "
               f"{100 * b['sync']:.1f} % | {100 * r['hbm_utilization']:.1f} % | {r['ttft_ms']:.1f} |")
 
+    t = load_target("u280-dfx")
+    r = t.ring
+    print(f"\n### gpt2-medium on 1, 2 and 4 cards, 64:64 (ring hop {t.hop_cycles:.1f} cycles: "
+          f"{r.hop_kernel_cycles} + {r.hop_link_cycles} x {t.clock.kernel_mhz:g} / {r.link_mhz:g} + "
+          f"{r.cable_ns:g} ns)\n")
+    print("| target | FPGAs | ms/token | sync share of decode | TTFT (ms) | tokens/s | DFX published ms/token |")
+    print("|---|---|---|---|---|---|---|")
+    for tname in ("u280-dfx", "u280"):
+        for n in (1, 2, 4):
+            r = Predictor(progs("gpt2-medium", n, tname), exact=exact).predict(64, 64)
+            pub = "5.4" if n == 1 else "not published"
+            print(f"| {tname} | {n} | {r['generation_ms_per_token']:.2f} | "
+                  f"{100 * r['breakdown']['generation']['sync']:.1f} % | {r['ttft_ms']:.1f} | "
+                  f"{r['tokens_per_s']:.1f} | {pub} |")
+
     print("\n### Sensitivity: u280-dfx decode ms/token with one modelling assumption changed\n")
     print("| change | gpt2-medium, 1 FPGA (published 5.4) | dfx-1.5b, 4 FPGAs (published 6.9) |")
     print("|---|---|---|")
     for label, sec, ch in (("as modelled", "perf", {}),
                            ("HBM read latency 64 cycles, not 32", "perf", {"hbm_latency_cycles": 64}),
-                           ("ring hop 0 cycles, not 100", "ring", {"hop_latency_cycles": 0}),
-                           ("ring hop 400 cycles", "ring", {"hop_latency_cycles": 400})):
+                           ("ring hop 0 cycles, not 47", "ring", {"hop_kernel_cycles": 0, "hop_link_cycles": 0,
+                                                                  "cable_ns": 0.0}),
+                           ("ring hop 4 x 47 cycles", "ring", {"hop_kernel_cycles": 60, "hop_link_cycles": 252,
+                                                                 "cable_ns": 20.0})):
         cells = []
         for model, n, pub in (("gpt2-medium", 1, 5.4), ("dfx-1.5b", 4, 6.9)):
             r = Predictor(with_target(progs(model, n, "u280-dfx"), sec, **ch), exact=False).predict(64, 64)

@@ -234,3 +234,26 @@ def test_docs_dfx_figures_are_the_models():
         documented = float(row.split("|")[5])
         r = Predictor(load_programs(model, n, "u280-dfx")).predict(i, o)
         assert r[key] == pytest.approx(documented, rel=0.01), (what, model, n)
+
+
+def test_docs_ring_hop_table_is_the_targets():
+    """docs/perf.md's ring-hop table (its parts and their sum) is what the u280 targets hold: the
+    kernel-clock rows add up to ring.hop_kernel_cycles, the link rows to ring.hop_link_cycles, the
+    cable row is ring.cable_ns, and the total is Target.hop_cycles."""
+    from pathlib import Path
+
+    from dfx.arch.target import load_target
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "perf.md").read_text()
+    sec = doc[doc.index("### The ring hop"):]
+    rows = [[c.strip() for c in line.split("|")[1:-1]] for line in sec.splitlines()
+            if line.startswith("| ") and not line.startswith("| part")]
+    rows = rows[:next(i for i, r in enumerate(rows) if r[0] == "**hop**") + 1]
+    kernel = sum(int(r[2]) for r in rows if r[1] == "kernel")
+    link = sum(int(r[2]) for r in rows if r[1] == "link")
+    cable = next(float(r[2].removesuffix(" ns")) for r in rows if r[0] == "cable")
+    total = float(rows[-1][2].strip("*"))
+    for name in ("u280", "u280-dfx"):
+        t = load_target(name)
+        assert (kernel, link, cable) == (t.ring.hop_kernel_cycles, t.ring.hop_link_cycles, t.ring.cable_ns), name
+        assert total == pytest.approx(t.hop_cycles, abs=0.05), name
