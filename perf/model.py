@@ -109,14 +109,16 @@ class Costs:
     """The cycle costs of one dfx_core_flat (hw/rtl/core) of a target, in kernel cycles.
 
     Pipeline depths are the RTL's localparams, computed from the same target fields the generated
-    top passes it (dfx.arch.verilog.core_params): LAT of dfx_vpu.v and of dfx_mpu.v. The small
-    integers are the states of each unit's state machine, counted in the RTL and checked against
+    top passes it (dfx.arch.verilog.core_params): the VPU's per-op exits (dfx_vpu.v exit_of) and
+    LAT of dfx_mpu.v. The small integers are the states of each unit's state machine, counted in
+    the RTL and checked against
     the testbench's retire trace (scripts/perf_vs_rtl.py --detail; docs/perf.md):
 
     * rt: a unit's HBM read request to its first beat: the request register, the read engine's
       channel queue, burst issue and AR handshake, the memory's latency, its R register and the
       engine's read FIFO (dfx_hbm_rd.v): hbm latency + 5.
-    * a VPU instruction: its beats + LAT + 4 (S_CHECK, the feeder's address cycle, the writer, done).
+    * a VPU instruction: its beats + its op's exit depth (dfx_vpu.v exit_of: the op's pipeline +
+      the output register) + 4 (S_CHECK, the feeder's address cycle, the writer, done).
     * a matrix product: 5 + rt + LAT (three control states, the first tile's request, the MPU
       pipeline, the writer) + its weight stream. The stream goes in requests of at most 16 tiles
       (CHUNK) for one output row's k-tiles; the read engine keeps 4 requests (QD) in flight, so a
@@ -136,7 +138,7 @@ class Costs:
     bpi: int
     iq: int
     uq: int
-    vpu_lat: int
+    vpu_exit: dict  # ISA vector op -> dfx_vpu.v exit_of (cycles from a beat in to its result out)
     mpu_lat: int
     rho: float  # weight tiles per cycle HBM sustains (<= 1)
     beat_rate: float  # DMA beats per cycle (<= 1)
@@ -152,8 +154,10 @@ class Costs:
         m = t.matrix
         mul, add = m.mul_latency, m.add_latency
         V, W = t.vector.width, m.width
-        vlat = max(add + 1, mul + 1, 3 * add + 2 * mul + 1, t.vector.recip_latency, t.vector.rsqrt_latency,
-                   mul + _log2(V) * add + mul + 2)
+        red = mul + _log2(V) * add + mul + 2  # dfx_vpu.v: E_RD = RED_L
+        vexit = {"vadd": add + 1, "vsub": add + 1, "vmul": mul + 1, "vmax": 1, "vcopy": 1,
+                 "vexp": 3 * add + 2 * mul + 2, "vrecip": t.vector.recip_latency + 1,
+                 "vrsqrt": t.vector.rsqrt_latency + 1, "vsum": red, "vsumsq": red, "vrmax": red}
         d_acc = mul + _log2(W) * add
         mlat = (d_acc + 1 + add + mul + 1) + (3 * add + 2 * mul + 1) + 1
         pb = t.port_bytes
@@ -162,15 +166,15 @@ class Costs:
         beat = min(1.0, r.hbm_bpc / pb)
         ddr = min(1.0, r.ddr_bpc / pb) if t.ddr.present else 1.0
         return cls(rt=t.perf.hbm_latency_cycles + 5, rt_ddr=t.perf.ddr_latency_cycles + 5,
-                   bpi=max(1, 64 // pb), iq=t.buffers.instr_fifo, uq=t.buffers.unit_queue, vpu_lat=vlat, mpu_lat=mlat,
+                   bpi=max(1, 64 // pb), iq=t.buffers.instr_fifo, uq=t.buffers.unit_queue, vpu_exit=vexit, mpu_lat=mlat,
                    rho=rho, beat_rate=beat, ddr_beat_rate=ddr,
                    status_beats=-(-kernel.STATUS_BYTES // pb), ring_words=t.ring.words_per_cycle)
 
     # ---- unit durations: the unit's start pulse to its retirement
-    def vpu(self, rows: int, cols: int, V: int) -> int:
+    def vpu(self, name: str, rows: int, cols: int, V: int) -> int:
         if rows == 0 or cols == 0:
             return 3
-        return rows * -(-cols // V) + self.vpu_lat + 4
+        return rows * -(-cols // V) + self.vpu_exit[name] + 4
 
     def mpu(self, name: str, B: int, M: int, KT: int, NT: int, npad_extra: bool) -> float:
         if M == 0 or KT == 0 or NT == 0:
@@ -304,7 +308,8 @@ class _Core:
                 ret = start + dur
                 if unit == "vpu" and e.counts["rows"] and e.counts["cols"]:
                     beats = e.counts["rows"] * -(-e.counts["cols"] // V)
-                    held["w"].append((start + 3 + c.vpu_lat, start + 3 + c.vpu_lat + beats))
+                    lat = c.vpu_exit[name]
+                    held["w"].append((start + 3 + lat, start + 3 + lat + beats))
                     if name in ("vadd", "vsub", "vmul", "vmax") and isa.BCAST[ins.bcast] != "imm":
                         held["ab"].append((start + 2, start + 2 + beats))
                 elif unit == "mpu" and ins.bias:
@@ -333,7 +338,7 @@ class _Core:
         L, W, V, PB = t.matrix.lanes, t.matrix.width, t.vector.width, t.port_bytes
         cn = e.counts
         if unit == "vpu":
-            return c.vpu(cn["rows"], cn["cols"], V)
+            return c.vpu(name, cn["rows"], cn["cols"], V)
         if unit == "mpu":
             B = max(1, ins.batch)
             N = cn["n"]

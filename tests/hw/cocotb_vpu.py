@@ -255,6 +255,7 @@ async def vpu_latency_throughput(dut):
     rng = np.random.default_rng(12)
     v = V()
     figs = {}
+    exits = Costs.of(target()).vpu_exit      # the performance model's, computed from the target
     j = Job(12)
     j.elementwise("exp", near16(rng, 32 * v))
     ic, oc = await j.run(dut, gap_p=0, stall_p=0, seed=12)
@@ -262,16 +263,18 @@ async def vpu_latency_throughput(dut):
     beats_per_cycle = (len(oc) - 1) / (oc[-1] - oc[0])
     assert beats_per_cycle == 1.0, beats_per_cycle
     assert [o - i for i, o in zip(ic, oc)] == [lat] * len(ic)
-    # the performance model's VPU latency is computed from the target, as dfx_vpu.v's LAT is
-    assert lat == Costs.of(target()).vpu_lat, (lat, Costs.of(target()).vpu_lat)
-    figs["latency_cycles"] = lat
+    assert lat == exits["vexp"], (lat, exits["vexp"])
+    figs["exp_latency_cycles"] = lat
     figs["elementwise_beats_per_cycle"] = beats_per_cycle
     figs["elementwise_results_per_cycle"] = beats_per_cycle * v
-    for op in ("add", "mul", "max", "recip", "rsqrt", "gelu"):
+    # every element-wise op at its own latency, each as the model has it (dfx_vpu.v exit_of)
+    for op in ("add", "sub", "mul", "max", "copy", "recip", "rsqrt"):
         j = Job(13)
         j.elementwise(op, near16(rng, 4 * v), near16(rng, 4 * v))
         ic, oc = await j.run(dut, gap_p=0, stall_p=0, seed=13)
-        assert oc[0] - ic[0] == lat, f"{op}: latency {oc[0] - ic[0]} != {lat}"
+        assert oc[0] - ic[0] == exits["v" + op], f"{op}: latency {oc[0] - ic[0]} != {exits['v' + op]}"
+        assert oc[-1] - oc[0] == len(oc) - 1, f"{op}: not one beat per cycle"
+        figs[f"{op}_latency_cycles"] = oc[0] - ic[0]
     j = Job(14)
     rows = 16
     for _ in range(rows):
@@ -279,6 +282,7 @@ async def vpu_latency_throughput(dut):
     ic, oc = await j.run(dut, gap_p=0, stall_p=0, seed=14)
     assert len(ic) == 4 * rows and ic[-1] - ic[0] == 4 * rows - 1, "reduction input stalled"
     figs["reduce_latency_cycles"] = oc[0] - ic[3]      # from the row's last chunk
+    assert figs["reduce_latency_cycles"] == exits["vsum"], (figs["reduce_latency_cycles"], exits["vsum"])
     figs["reduce_chunks_per_cycle"] = (len(ic) - 1) / (ic[-1] - ic[0])
     figs["reduce_elements_per_cycle"] = figs["reduce_chunks_per_cycle"] * v
     record("vpu", figs)

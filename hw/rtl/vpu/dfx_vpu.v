@@ -10,7 +10,8 @@
 // Element-wise: add/sub/mul = rne16(f32(a) op f32(b)); max = nx.max16; copy; exp, recip,
 // rsqrt, gelu = the nx.*_alg table algorithms. Reductions: sum = nx.chunked_sum(f32(a), V),
 // sumsq the same over the exact products f32(a)^2, then (scale) * f32(scale), rne16;
-// rmax = nx.chunked_max(a, V). Every op has the same latency LAT (localparam; docs/hw.md).
+// rmax = nx.chunked_max(a, V). Each op has its own latency, exit_of (docs/hw.md); outputs leave
+// in input order (a faster op waits for the slower ones in flight).
 `default_nettype none
 `include "dfx_numerics.vh"
 
@@ -40,47 +41,114 @@ module dfx_vpu #(
 );
     localparam integer V = VWIDTH;
     localparam integer OPW = `DFX_VPU_OP_BITS;
-    localparam integer AR_L = ADD_LAT + 1;
-    localparam integer MU_L = MUL_LAT + 1;
     localparam integer TB_L = 3 * ADD_LAT + 2 * MUL_LAT + 1;      // exp and gelu
     localparam integer D_ACC = MUL_LAT + $clog2(V) * ADD_LAT;       // tree output
     localparam integer RED_L = D_ACC + MUL_LAT + 2;
-    localparam integer M1 = (AR_L > MU_L) ? AR_L : MU_L;
-    localparam integer M2 = (TB_L > RECIP_LAT) ? TB_L : RECIP_LAT;
-    localparam integer M3 = (RSQRT_LAT > RED_L) ? RSQRT_LAT : RED_L;
+    // exit depth of each op: the depth of its result plus the output register
+    localparam integer E_AR = ADD_LAT + 1;      // add, sub
+    localparam integer E_MU = MUL_LAT + 1;      // mul
+    localparam integer E_MX = 1;                // max, copy
+    localparam integer E_TB = TB_L + 1;         // exp, gelu
+    localparam integer E_RC = RECIP_LAT + 1;    // recip
+    localparam integer E_RQ = RSQRT_LAT + 1;    // rsqrt
+    localparam integer E_RD = RED_L;            // sum, sumsq, rmax (the reduced row's last chunk)
+    localparam integer M1 = (E_AR > E_MU) ? E_AR : E_MU;
+    localparam integer M2 = (E_TB > E_RC) ? E_TB : E_RC;
+    localparam integer M3 = (E_RQ > E_RD) ? E_RQ : E_RD;
     localparam integer M12 = (M1 > M2) ? M1 : M2;
-    localparam integer LAT = (M12 > M3) ? M12 : M3;
+    localparam integer LAT = (M12 > M3) ? M12 : M3;             // the deepest exit
+    localparam integer EB = $clog2(LAT + 1) + 1;
+    function automatic [EB-1:0] exit_of(input [OPW-1:0] o);
+        case (o)
+            `DFX_VOP_ADD, `DFX_VOP_SUB: exit_of = E_AR[EB-1:0];
+            `DFX_VOP_MUL:               exit_of = E_MU[EB-1:0];
+            `DFX_VOP_EXP, `DFX_VOP_GELU: exit_of = E_TB[EB-1:0];
+            `DFX_VOP_RECIP:             exit_of = E_RC[EB-1:0];
+            `DFX_VOP_RSQRT:             exit_of = E_RQ[EB-1:0];
+            `DFX_VOP_SUM, `DFX_VOP_SUMSQ, `DFX_VOP_RMAX: exit_of = E_RD[EB-1:0];
+            default:                    exit_of = E_MX[EB-1:0];
+        endcase
+    endfunction
 
     // ---------------------------------------------------------------- control
+    // Each op leaves at its own depth. Outputs stay in input order because a beat enters only
+    // when it would leave after every beat in flight: its exit depth > rem, the cycles until the
+    // last beat in flight leaves. A stream of one op runs at one beat per cycle; a faster op
+    // after a slower one waits for the difference.
     reg  [LAT-1:0] vsh;                 // vsh[d-1]: a beat at depth d
-    wire [OPW-1:0] op_end;
-    wire           last_end;
-    wire           ew_end = (op_end != `DFX_VOP_SUM) && (op_end != `DFX_VOP_SUMSQ) && (op_end != `DFX_VOP_RMAX);
-    assign out_valid = vsh[LAT-1] && (ew_end || last_end);
-    wire en = !out_valid || out_ready;
-    assign in_ready = en;
+    reg  [LAT-1:0] lsh;                 // its `last` bit
+    reg  [OPW-1:0] osh [0:LAT-1];       // its op
+    reg  [EB-1:0]  rem;
+    reg            o_v;
+    reg  [OPW-1:0] o_op;
+    wire [EB-1:0]  e_in = exit_of(in_op);
+    wire en = !o_v || out_ready;
+    wire take = in_valid && in_ready;
+    assign in_ready = en && (e_in > rem);
+    assign out_valid = o_v;
+    assign out_op = o_op;
+    integer d;
     always @(posedge clk)
-        if (rst) vsh <= {LAT{1'b0}};
-        else if (en) vsh <= {vsh[LAT-2:0], in_valid};
-    assign out_op = op_end;
+        if (rst) begin
+            vsh <= {LAT{1'b0}};
+            rem <= {EB{1'b0}};
+        end else if (en) begin
+            vsh <= {vsh[LAT-2:0], take};
+            rem <= take ? e_in - 1'b1 : (rem != 0) ? rem - 1'b1 : rem;
+        end
+    always @(posedge clk)
+        if (en) begin
+            lsh <= {lsh[LAT-2:0], in_last};
+            osh[0] <= in_op;
+            for (d = 1; d < LAT; d = d + 1) osh[d] <= osh[d-1];
+        end
+    // the beat that reaches its exit now (depth exit - 1; at most one, by the rule above)
+    wire [LAT-1:0] x_at;
+    wire [OPW*LAT-1:0] x_ops;
+    genvar g;
+    generate
+        for (g = 0; g < LAT; g = g + 1) begin : g_exit
+            if (g == 0) begin : g_in
+                assign x_at[0] = take && exit_of(in_op) == 1;
+                assign x_ops[0 +: OPW] = x_at[0] ? in_op : {OPW{1'b0}};
+            end else begin : g_pipe
+                assign x_at[g] = vsh[g-1] && exit_of(osh[g-1]) == g + 1;
+                assign x_ops[OPW*g +: OPW] = x_at[g] ? osh[g-1] : {OPW{1'b0}};
+            end
+        end
+    endgenerate
+    reg [OPW-1:0] x_op;
+    always @* begin
+        x_op = {OPW{1'b0}};
+        for (d = 0; d < LAT; d = d + 1) x_op = x_op | x_ops[OPW*d +: OPW];
+    end
+    wire x_red = (x_op == `DFX_VOP_SUM) || (x_op == `DFX_VOP_SUMSQ) || (x_op == `DFX_VOP_RMAX);
+    wire x_last = lsh[E_RD-2];          // a reduction's beat: only its row's last chunk gives a result
+    wire [16*V-1:0] x_y;                // the exiting beat's result (element-wise lanes below)
+    always @(posedge clk)
+        if (rst) o_v <= 1'b0;
+        else if (en) o_v <= (|x_at) && (!x_red || x_last);
+    reg [16*V-1:0] o_y;
+    always @(posedge clk)
+        if (en) begin
+            o_op <= x_op;
+            o_y <= x_y;
+        end
+    assign out_y = o_y;
 
-    // sideband: op, first, last, scale; taps at D_ACC, D_ACC + 1 and LAT
+    // sideband of the reductions: op, first and scale at the tree output (D_ACC, D_ACC + 1)
     localparam integer SBW = OPW + 2 + 32;
     wire [SBW-1:0] sb0 = {in_op, in_first, in_last, in_imm};
     wire [SBW-1:0] sb_acc;
     wire [SBW-1:0] sb_acc1;
-    wire [SBW-1:0] sb_end;
     dfx_delay #(.W(SBW), .LAT(D_ACC)) u_sb1 (.clk(clk), .en(en), .d(sb0), .q(sb_acc));
     dfx_delay #(.W(SBW), .LAT(1)) u_sb2 (.clk(clk), .en(en), .d(sb_acc), .q(sb_acc1));
-    dfx_delay #(.W(SBW), .LAT(LAT - D_ACC - 1)) u_sb3 (.clk(clk), .en(en), .d(sb_acc1), .q(sb_end));
-    assign op_end = sb_end[SBW-1 -: OPW];
-    assign last_end = sb_end[32];
     wire [OPW-1:0] op_acc = sb_acc[SBW-1 -: OPW];
     wire first_acc = sb_acc[33];
     wire [31:0] scale_acc1 = sb_acc1[31:0];
     wire v_acc = vsh[D_ACC-1];
     /* verilator lint_off UNUSEDSIGNAL */
-    wire unused = &{1'b0, sb_acc1[SBW-1:32], sb_acc[32:0], sb_end[33], sb_end[31:0]};
+    wire unused = &{1'b0, sb_acc1[SBW-1:32], sb_acc[32:0], lsh};
     /* verilator lint_on UNUSEDSIGNAL */
 
     // ---------------------------------------------------------------- reductions
@@ -124,11 +192,9 @@ module dfx_vpu #(
         .b((scale_acc1 == 32'd0) ? 32'h3F800000 : scale_acc1), .y(scaled));
     wire [15:0] red16;
     dfx_f32_to_f16 u_rr (.a(scaled), .y(red16));
-    wire [15:0] red_s;
-    wire [15:0] red_m;
-    dfx_delay #(.W(16), .LAT(1 + LAT - RED_L)) u_dr (.clk(clk), .en(en), .d(red16), .q(red_s));
-    dfx_delay #(.W(16), .LAT(MUL_LAT + 1 + LAT - RED_L)) u_drm (.clk(clk), .en(en), .d(accm), .q(red_m));
-    wire [15:0] red_y = (op_end == `DFX_VOP_RMAX) ? red_m : red_s;
+    wire [15:0] red_m;                   // the row max at the sum's depth (E_RD - 1)
+    dfx_delay #(.W(16), .LAT(MUL_LAT)) u_drm (.clk(clk), .en(en), .d(accm), .q(red_m));
+    wire [15:0] red_y = (x_op == `DFX_VOP_RMAX) ? red_m : red16;
 
     // ---------------------------------------------------------------- element-wise lanes
     wire [15:0] imm16;
@@ -161,31 +227,22 @@ module dfx_vpu #(
             dfx_gelu16_p #(.ADD_LAT(ADD_LAT), .MUL_LAT(MUL_LAT)) u_gelu (.clk(clk), .en(en), .x(a), .y(ge));
             dfx_recip16_p #(.LAT(RECIP_LAT)) u_rcp (.clk(clk), .en(en), .x(a), .y(rc));
             dfx_rsqrt16_p #(.LAT(RSQRT_LAT)) u_rsq (.clk(clk), .en(en), .x(a), .y(rq));
-            // pad every path to LAT
-            wire [15:0] s_e, p_e, mx_e, cp_e, ex_e, ge_e, rc_e, rq_e;
-            dfx_delay #(.W(16), .LAT(LAT - ADD_LAT)) u_p1 (.clk(clk), .en(en), .d(s16), .q(s_e));
-            dfx_delay #(.W(16), .LAT(LAT - MUL_LAT)) u_p2 (.clk(clk), .en(en), .d(p16), .q(p_e));
-            dfx_delay #(.W(16), .LAT(LAT)) u_p3 (.clk(clk), .en(en), .d(mx), .q(mx_e));
-            dfx_delay #(.W(16), .LAT(LAT)) u_p4 (.clk(clk), .en(en), .d(a), .q(cp_e));
-            dfx_delay #(.W(16), .LAT(LAT - TB_L)) u_p5 (.clk(clk), .en(en), .d(ex), .q(ex_e));
-            dfx_delay #(.W(16), .LAT(LAT - TB_L)) u_p6 (.clk(clk), .en(en), .d(ge), .q(ge_e));
-            dfx_delay #(.W(16), .LAT(LAT - RECIP_LAT)) u_p7 (.clk(clk), .en(en), .d(rc), .q(rc_e));
-            dfx_delay #(.W(16), .LAT(LAT - RSQRT_LAT)) u_p8 (.clk(clk), .en(en), .d(rq), .q(rq_e));
+            // each result at its exit depth - 1 (exit_of): the output register takes it
             reg [15:0] yk;
             always @* begin
-                case (op_end)
-                    `DFX_VOP_ADD, `DFX_VOP_SUB: yk = s_e;
-                    `DFX_VOP_MUL:   yk = p_e;
-                    `DFX_VOP_MAX:   yk = mx_e;
-                    `DFX_VOP_COPY:  yk = cp_e;
-                    `DFX_VOP_EXP:   yk = ex_e;
-                    `DFX_VOP_RECIP: yk = rc_e;
-                    `DFX_VOP_RSQRT: yk = rq_e;
-                    `DFX_VOP_GELU:  yk = ge_e;
+                case (x_op)
+                    `DFX_VOP_ADD, `DFX_VOP_SUB: yk = s16;
+                    `DFX_VOP_MUL:   yk = p16;
+                    `DFX_VOP_MAX:   yk = mx;
+                    `DFX_VOP_COPY:  yk = a;
+                    `DFX_VOP_EXP:   yk = ex;
+                    `DFX_VOP_RECIP: yk = rc;
+                    `DFX_VOP_RSQRT: yk = rq;
+                    `DFX_VOP_GELU:  yk = ge;
                     default:        yk = (k == 0) ? red_y : 16'd0;
                 endcase
             end
-            assign out_y[16*k +: 16] = yk;
+            assign x_y[16*k +: 16] = yk;
         end
     endgenerate
 endmodule
