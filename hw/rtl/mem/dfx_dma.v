@@ -158,8 +158,8 @@ module dfx_dma #(
     wire [63:0] kv_v_words = (({32'd0, c >> LL} * {48'd0, k_wn} + {32'd0, p >> LW}) * TW)
                              + {32'd0, c_lo} * WIDTH + {32'd0, p_wlo};
     wire [31:0] kv_left = cols - c;
-    // the transposed word (b, i, c) of S_VT: its memory word, beat lane, buffer read address (the
-    // beat-aligned read whose lane `vt_lane` is buffer word vt_va, as beat_va does for a row)
+    // the transposed word (b, i, c) of S_VT: its memory word vt_mw (beat and lane) and the buffer
+    // read address whose lane vt_mw[LPW-1:0] is buffer word vt_va (as beat_va does for a row)
     wire [63:0] vt_ma = kv_head + (kv_v_words << 1);
     wire [63:0] vt_mw = {1'b0, vt_ma[63:1]};
     wire [47:0] vt_va = {24'd0, k_v} + {16'd0, b} * {32'd0, k_vbs} + {16'd0, i} * {32'd0, k_vs} + {16'd0, c};

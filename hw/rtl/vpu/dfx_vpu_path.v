@@ -147,7 +147,9 @@ module dfx_vpu_path #(
 
     wire o_valid;
     wire [OPW-1:0] o_op;
-    wire vpu_in_ready;                                     // always high: out_ready is 1
+    // always high here: out_ready is 1, an instruction feeds one op, and the next instruction
+    // starts after the last result of this one is written (dfx_vpu's order rule never waits)
+    wire vpu_in_ready;
     wire [16*V-1:0] o_y;
     dfx_vpu #(.VWIDTH(V), .MUL_LAT(MUL_LAT), .ADD_LAT(ADD_LAT), .RECIP_LAT(RECIP_LAT), .RSQRT_LAT(RSQRT_LAT)) u_vpu (
         .clk(clk), .rst(rst), .in_valid(f_v), .in_ready(vpu_in_ready),
