@@ -111,8 +111,8 @@ class Costs:
     Pipeline depths are the RTL's localparams, computed from the same target fields the generated
     top passes it (dfx.arch.verilog.core_params): the VPU's per-op exits (dfx_vpu.v exit_of) and
     LAT of dfx_mpu.v. The small integers are the states of each unit's state machine, counted in
-    the RTL and checked against
-    the testbench's retire trace (scripts/perf_vs_rtl.py --detail; docs/perf.md):
+    the RTL and checked against the testbench's retire trace (scripts/perf_vs_rtl.py --detail;
+    docs/perf.md):
 
     * rt: a unit's HBM read request to its first beat: the request register, the read engine's
       channel queue, burst issue and AR handshake, the memory's latency, its R register and the

@@ -275,6 +275,10 @@ async def vpu_latency_throughput(dut):
         assert oc[0] - ic[0] == exits["v" + op], f"{op}: latency {oc[0] - ic[0]} != {exits['v' + op]}"
         assert oc[-1] - oc[0] == len(oc) - 1, f"{op}: not one beat per cycle"
         figs[f"{op}_latency_cycles"] = oc[0] - ic[0]
+    j = Job(13)                             # GELU (no ISA vector op) shares exp's pipeline depth
+    j.elementwise("gelu", near16(rng, 4 * v))
+    ic, oc = await j.run(dut, gap_p=0, stall_p=0, seed=13)
+    assert oc[0] - ic[0] == exits["vexp"], f"gelu: latency {oc[0] - ic[0]} != {exits['vexp']}"
     j = Job(14)
     rows = 16
     for _ in range(rows):

@@ -158,12 +158,12 @@ module dfx_dma #(
     wire [63:0] kv_v_words = (({32'd0, c >> LL} * {48'd0, k_wn} + {32'd0, p >> LW}) * TW)
                              + {32'd0, c_lo} * WIDTH + {32'd0, p_wlo};
     wire [31:0] kv_left = cols - c;
+    wire [47:0] kv_va = {24'd0, k_v} + {16'd0, b} * {32'd0, k_vbs} + {16'd0, i} * {32'd0, k_vs} + {16'd0, c};
     // the transposed word (b, i, c) of S_VT: its memory word vt_mw (beat and lane) and the buffer
-    // read address whose lane vt_mw[LPW-1:0] is buffer word vt_va (as beat_va does for a row)
+    // read address whose lane vt_mw[LPW-1:0] is buffer word kv_va (as beat_va does for a row)
     wire [63:0] vt_ma = kv_head + (kv_v_words << 1);
     wire [63:0] vt_mw = {1'b0, vt_ma[63:1]};
-    wire [47:0] vt_va = {24'd0, k_v} + {16'd0, b} * {32'd0, k_vbs} + {16'd0, i} * {32'd0, k_vs} + {16'd0, c};
-    wire [AW-1:0] vt_raddr = vt_va[AW-1:0] - {{(AW-LPW){1'b0}}, vt_mw[LPW-1:0]};
+    wire [AW-1:0] vt_raddr = kv_va[AW-1:0] - {{(AW-LPW){1'b0}}, vt_mw[LPW-1:0]};
     wire vt_bad = vt_ma[0] || mem_bad(vt_ma, 64'd2, HBM_CAP);
     reg v_bad;             // S_VT met a bad address: S_VEND ends in S_ERR
     reg [BA+LPW-1:0] s_tag;    // the granted word's memory word address (beat, lane)
@@ -332,9 +332,9 @@ module dfx_dma #(
                         nw <= cols;
                         st <= S_IDREQ;
                     end else begin
-                        va <= {24'd0, k_v} + {16'd0, b} * {32'd0, k_vbs} + {16'd0, i} * {32'd0, k_vs} + {16'd0, c};
-                        ma <= kv_head + ((k_tr ? kv_v_words : kv_k_words) << 1);
-                        nw <= k_tr ? 32'd1 : ((kv_left < WIDTH) ? kv_left : WIDTH);
+                        va <= kv_va;                                 // K only: V streams in S_VT
+                        ma <= kv_head + (kv_k_words << 1);
+                        nw <= (kv_left < WIDTH) ? kv_left : WIDTH;
                         st <= S_GO;
                     end
                 end
@@ -419,7 +419,7 @@ module dfx_dma #(
     end
     // bits no logic reads: instruction bits of other formats, buffer words past one beat, the
     // upper bytes of addresses (checked against the memory sizes before use)
-    wire _unused_ok = &{1'b0, I, vr_data, s_mask, sq_in_ready, vt_mw[63:BA+LPW], vt_va[47:AW], m_nb[BA-1:16], m_end[LPB-1:0], id_addr[63:BA+LPB], ofs[47:AW], 1'b0};
+    wire _unused_ok = &{1'b0, I, vr_data, s_mask, sq_in_ready, vt_mw[63:BA+LPW], kv_va[47:AW], m_nb[BA-1:16], m_end[LPB-1:0], id_addr[63:BA+LPB], ofs[47:AW], 1'b0};
 endmodule
 
 `default_nettype wire
