@@ -168,6 +168,19 @@ async def mpu_gelu(dut):
 
 
 @cocotb.test()
+async def mpu_gelu_sweep(dut):
+    """Fused GELU on every 64th FP16 pattern (1,024 values): x = e0, so row 0 of W comes out as y."""
+    await start(dut)
+    _, W = dims()
+    vals = np.arange(0, 1 << 16, 64, dtype=np.uint32).astype(np.uint16) + np.uint16(7)
+    x = np.zeros((1, W), np.uint16)
+    x[0, 0] = 0x3C00
+    w = np.zeros((W, vals.size), np.uint16)
+    w[0] = vals
+    await MM(x, w, gelu=True, seed=16).run(dut, gap_p=0.05, stall_p=0.05, seed=16)
+
+
+@cocotb.test()
 async def mpu_masked_rowmax(dut):
     """Causal mask with scale (Q K^T), row max over column groups, rows fully masked but one."""
     await start(dut)

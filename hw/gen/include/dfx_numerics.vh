@@ -20,7 +20,6 @@
 `define DFX_VOP_EXP      4'd5
 `define DFX_VOP_RECIP    4'd6
 `define DFX_VOP_RSQRT    4'd7
-`define DFX_VOP_GELU     4'd8
 `define DFX_VOP_SUM      4'd9
 `define DFX_VOP_SUMSQ    4'd10
 `define DFX_VOP_RMAX     4'd11

@@ -8,7 +8,8 @@
 // out beat: element-wise ops: y[V]; reductions: one beat per row, on its last chunk, with
 //           the result in lane 0 (other lanes 0). op is echoed.
 // Element-wise: add/sub/mul = rne16(f32(a) op f32(b)); max = nx.max16; copy; exp, recip,
-// rsqrt, gelu = the nx.*_alg table algorithms. Reductions: sum = nx.chunked_sum(f32(a), V),
+// rsqrt = the nx.*_alg table algorithms (GELU is the MPU's, fused into its products: no
+// vector op of the ISA takes it, so the VPU has none). Reductions: sum = nx.chunked_sum(f32(a), V),
 // sumsq the same over the exact products f32(a)^2, then (scale) * f32(scale), rne16;
 // rmax = nx.chunked_max(a, V). Each op has its own latency, exit_of (docs/hw.md); outputs leave
 // in input order (a faster op waits for the slower ones in flight).
@@ -41,14 +42,14 @@ module dfx_vpu #(
 );
     localparam integer V = VWIDTH;
     localparam integer OPW = `DFX_VPU_OP_BITS;
-    localparam integer TB_L = 3 * ADD_LAT + 2 * MUL_LAT + 1;      // exp and gelu
+    localparam integer TB_L = 3 * ADD_LAT + 2 * MUL_LAT + 1;      // exp
     localparam integer D_ACC = MUL_LAT + $clog2(V) * ADD_LAT;       // tree output
     localparam integer RED_L = D_ACC + MUL_LAT + 2;
     // exit depth of each op: the depth of its result plus the output register
     localparam integer E_AR = ADD_LAT + 1;      // add, sub
     localparam integer E_MU = MUL_LAT + 1;      // mul
     localparam integer E_MX = 1;                // max, copy
-    localparam integer E_TB = TB_L + 1;         // exp, gelu
+    localparam integer E_TB = TB_L + 1;         // exp
     localparam integer E_RC = RECIP_LAT + 1;    // recip
     localparam integer E_RQ = RSQRT_LAT + 1;    // rsqrt
     localparam integer E_RD = RED_L;            // sum, sumsq, rmax (the reduced row's last chunk)
@@ -62,7 +63,7 @@ module dfx_vpu #(
         case (o)
             `DFX_VOP_ADD, `DFX_VOP_SUB: exit_of = E_AR[EB-1:0];
             `DFX_VOP_MUL:               exit_of = E_MU[EB-1:0];
-            `DFX_VOP_EXP, `DFX_VOP_GELU: exit_of = E_TB[EB-1:0];
+            `DFX_VOP_EXP:               exit_of = E_TB[EB-1:0];
             `DFX_VOP_RECIP:             exit_of = E_RC[EB-1:0];
             `DFX_VOP_RSQRT:             exit_of = E_RQ[EB-1:0];
             `DFX_VOP_SUM, `DFX_VOP_SUMSQ, `DFX_VOP_RMAX: exit_of = E_RD[EB-1:0];
@@ -220,11 +221,9 @@ module dfx_vpu #(
             wire [15:0] mx;
             dfx_max16_c u_max (.a(a), .b(b), .y(mx));
             wire [15:0] ex;
-            wire [15:0] ge;
             wire [15:0] rc;
             wire [15:0] rq;
             dfx_exp16_p #(.ADD_LAT(ADD_LAT), .MUL_LAT(MUL_LAT)) u_exp (.clk(clk), .en(en), .x(a), .y(ex));
-            dfx_gelu16_p #(.ADD_LAT(ADD_LAT), .MUL_LAT(MUL_LAT)) u_gelu (.clk(clk), .en(en), .x(a), .y(ge));
             dfx_recip16_p #(.LAT(RECIP_LAT)) u_rcp (.clk(clk), .en(en), .x(a), .y(rc));
             dfx_rsqrt16_p #(.LAT(RSQRT_LAT)) u_rsq (.clk(clk), .en(en), .x(a), .y(rq));
             // each result at its exit depth - 1 (exit_of): the output register takes it
@@ -238,7 +237,6 @@ module dfx_vpu #(
                     `DFX_VOP_EXP:   yk = ex;
                     `DFX_VOP_RECIP: yk = rc;
                     `DFX_VOP_RSQRT: yk = rq;
-                    `DFX_VOP_GELU:  yk = ge;
                     default:        yk = (k == 0) ? red_y : 16'd0;
                 endcase
             end
