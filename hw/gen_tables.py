@@ -33,13 +33,16 @@ def _f32(x) -> int:
     return int(np.asarray(x, dtype=np.float32).view(np.uint32))
 
 
-def _rom(name: str, doc: str, iw: int, outs: list[tuple[str, int, list[int]]]) -> str:
-    """A combinational ROM: one array per output, filled by an initial block (Vivado and
-    Quartus infer ROM from this form; simulators index it in constant time)."""
+def _rom(name: str, doc: str, iw: int, outs: list[tuple[str, int, list[int]]], sync: bool = False) -> str:
+    """A ROM: one array per output, filled by an initial block (Vivado and Quartus infer ROM from
+    this form; simulators index it in constant time). Combinational, or with sync a registered
+    read (clk, en: one cycle), which synthesis maps to block RAM rather than LUT multiplexers."""
     n = len(outs[0][2])
-    lines = [_HEAD, f"// {doc}", "`default_nettype none", "", f"module {name} (",
-             f"    input  wire [{iw - 1}:0] i,"]
-    lines += [f"    output wire [{w - 1}:0] {o}{',' if k < len(outs) - 1 else ''}"
+    lines = [_HEAD, f"// {doc}" + ("; registered read (block RAM)" if sync else ""), "`default_nettype none", "",
+             f"module {name} ("]
+    lines += ["    input  wire clk,", "    input  wire en,"] if sync else []
+    lines += [f"    input  wire [{iw - 1}:0] i,"]
+    lines += [f"    output {'reg ' if sync else 'wire'} [{w - 1}:0] {o}{',' if k < len(outs) - 1 else ''}"
               for k, (o, w, _) in enumerate(outs)]
     lines.append(");")
     for o, w, _ in outs:
@@ -53,7 +56,12 @@ def _rom(name: str, doc: str, iw: int, outs: list[tuple[str, int, list[int]]]) -
     for j in range(n):
         lines.append("        " + " ".join(f"{o}_rom[{j}] = {w}'h{vs[j]:0{(w + 3) // 4}x};" for o, w, vs in outs))
     lines.append("    end")
-    lines += [f"    assign {o} = {o}_rom[i];" for o, _, _ in outs]
+    if sync:
+        lines += ["    always @(posedge clk)", "        if (en) begin"]
+        lines += [f"            {o} <= {o}_rom[i];" for o, _, _ in outs]
+        lines += ["        end"]
+    else:
+        lines += [f"    assign {o} = {o}_rom[i];" for o, _, _ in outs]
     lines += ["endmodule", "", "`default_nettype wire", ""]
     return "\n".join(lines)
 
@@ -89,9 +97,9 @@ def generated() -> dict[Path, str]:
         GEN_ROM_DIR / "dfx_rom_exp.v": _rom("dfx_rom_exp", "exp table: T[i] = 2^(i/64), S[i] = 64 (T[i+1] - T[i]) (FP32)",
                                     6, [("t", 32, u(T)), ("s", 32, u(S))]),
         GEN_ROM_DIR / "dfx_rom_recip.v": _rom("dfx_rom_recip", "reciprocal significands R[m] = rne(2^21 / (1024 + m))",
-                                      10, [("r", 12, [int(v) for v in R])]),
+                                      10, [("r", 12, [int(v) for v in R])], sync=True),
         GEN_ROM_DIR / "dfx_rom_rsqrt.v": _rom("dfx_rom_rsqrt", "rsqrt significands Q[a - 1024] = rne(2^16 / sqrt(a))",
-                                      12, [("q", 12, [int(v) for v in Q])]),
+                                      12, [("q", 12, [int(v) for v in Q])], sync=True),
         GEN_INCLUDE_DIR / "dfx_numerics.vh": numerics_header(),
     }
 

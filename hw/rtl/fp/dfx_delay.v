@@ -14,6 +14,7 @@ module dfx_delay #(
     generate
         if (LAT == 0) begin : g_wire
             assign q = d;
+            wire _unused_ok = &{1'b0, clk, en};
         end else begin : g_regs
             reg [W-1:0] r [0:LAT-1];
             integer i;
