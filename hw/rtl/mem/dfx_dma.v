@@ -202,19 +202,22 @@ module dfx_dma #(
     wire [47:0] ofs = va - ma[48:1];                          // buffer address of memory word 0
     wire [63:0] mw0 = {1'b0, ma[63:1]};                       // first word of the row
     wire [63:0] mw1 = mw0 + {32'd0, nw};                      // one past the last
-    function automatic [NB-1:0] lane_mask(input [BA-1:0] beat);
+    // These functions read nothing but their arguments: a simulator may evaluate `assign x = f(a)`
+    // again only when a changes (Icarus 11 does), so a function reading a module signal (the row's
+    // mw0, mw1 or ofs) would leave a stale value on a continuous assignment.
+    function automatic [NB-1:0] lane_mask(input [BA-1:0] beat, input [63:0] w0, input [63:0] w1);
         integer l;
         reg [63:0] w;
         begin
             lane_mask = {NB{1'b0}};
             for (l = 0; l < PW; l = l + 1) begin
                 w = ({{(64-BA){1'b0}}, beat} << LPW) + {32'd0, l};
-                lane_mask[l] = (w >= mw0) && (w < mw1);
+                lane_mask[l] = (w >= w0) && (w < w1);
             end
         end
     endfunction
-    function automatic [AW-1:0] beat_va(input [AW-1:0] beat);   // low AW bits of the beat
-        beat_va = ofs[AW-1:0] + (beat << LPW);          // modulo 2^AW, as the buffer wraps
+    function automatic [AW-1:0] beat_va(input [AW-1:0] beat, input [AW-1:0] o);   // low AW bits of the beat
+        beat_va = o + (beat << LPW);          // modulo 2^AW, as the buffer wraps
     endfunction
 
     // the ids of embed: the 4-byte id of row i, its beat and its byte in the beat
@@ -251,11 +254,11 @@ module dfx_dma #(
     wire [LSQ+1:0] s_occ = {1'b0, sf_n} + {{(LSQ+1){1'b0}}, s_pend};
     wire sq_in_ready;                                      // s_occ < SQ: the FIFO always has room
     assign vr_req = (((st == S_STORE) && (rj <= beatN)) || ((st == S_VT) && !vt_bad)) && (s_occ < SQ_C);
-    assign vr_addr = (st == S_VT) ? vt_raddr : beat_va(rj[AW-1:0]);
+    assign vr_addr = (st == S_VT) ? vt_raddr : beat_va(rj[AW-1:0], ofs[AW-1:0]);
     dfx_fifo #(.W(BA + LPW + PBITS), .DEPTH(SQ)) u_sq (.clk(clk), .rst(rst), .in_valid(s_pend),
         .in_ready(sq_in_ready), .in_data({s_tag, vr_data[PBITS-1:0]}), .out_valid(sf_v), .out_ready(s_fire),
         .out_data({sf_tag, sf_d}), .count(sf_n));
-    wire [NB-1:0] s_mask = vmode ? ({{(NB-1){1'b0}}, 1'b1} << sf_tag[LPW-1:0]) : lane_mask(bj);
+    wire [NB-1:0] s_mask = vmode ? ({{(NB-1){1'b0}}, 1'b1} << sf_tag[LPW-1:0]) : lane_mask(bj, mw0, mw1);
     assign stall = busy && (((st == S_LOAD || st == S_IDWAIT) && !rd_valid) || ((st == S_STORE || vmode) && !s_fire) ||
                             st == S_DRAIN);
     assign wq_valid = sf_v && (st == S_STORE || vmode);
@@ -379,9 +382,9 @@ module dfx_dma #(
                 end
                 S_LOAD: if (rd_valid && wslot) begin
                     bw_en <= 1'b1;
-                    bw_addr <= beat_va(bj[AW-1:0]);
+                    bw_addr <= beat_va(bj[AW-1:0], ofs[AW-1:0]);
                     bw_data <= rd_ext;
-                    bw_mask <= lane_mask(bj);
+                    bw_mask <= lane_mask(bj, mw0, mw1);
                     bj <= bj + 1'b1;
                     if (rd_last) st <= S_NEXT;
                 end
