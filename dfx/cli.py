@@ -37,9 +37,10 @@ def cmd_compile(a) -> int:
     counts = ", ".join(f"{ph} {len(s.programs[ph][0])}" for ph in s.programs)
     print(f"compiled {cfg.name} ({cfg.n_layer} layers, d {cfg.n_embd}, {cfg.n_head} heads) for "
           f"{a.fpgas} x {s.target.name} in {time.perf_counter() - t0:.1f} s -> {out}")
+    prompt = ("one token per call (the target's token-serial schedule)" if s.target.perf.token_serial_summarization
+              else f"{s.buffers[SUMMARIZATION][0].rows} rows per call")
     print(f"  weights: {s.model.weights.source.get('kind')}; instructions per card: {counts}; "
-          f"HBM per card: {max(p.hbm_end for p in s.plans) / 2**20:.1f} MiB; "
-          f"prompt rows per call: {s.buffers[SUMMARIZATION][0].rows}")
+          f"HBM per card: {max(p.hbm_end for p in s.plans) / 2**20:.1f} MiB; prompt: {prompt}")
     return 0
 
 

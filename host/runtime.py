@@ -1,7 +1,9 @@
 """The host runtime: load a bundle onto N devices and drive the two phases of generation.
 
     summarization  the prompt, in blocks of the bundle's `summarization_rows` tokens per call
-                   (r1 = ntok, r2 = pos), leaving K and V of every prompt token on the cards
+                   (r1 = ntok, r2 = pos), leaving K and V of every prompt token on the cards; on a
+                   target whose perf.token_serial_summarization is set (u280-dfx: DFX's schedule),
+                   one generation-program call per prompt token instead, as dfx.perf models it
     generation     one token per call, appending to the KV cache on the cards
 
 After each call the host reads each card's slice of the logits and its fused argmax; greedy
@@ -95,6 +97,7 @@ class Session:
         self.vocab = m["model"]["vocab_size"]
         self.max_seq = m["max_seq"]
         self.rows = m["summarization_rows"]
+        self.token_serial = self.target.perf.token_serial_summarization
         self.timeout_s = timeout_s
         if getattr(BACKENDS.get(backend), "wants_layout", False):  # the card backends size buffers by these
             backend_opts.setdefault("hbm_bytes", max(c["hbm_bytes"] for c in b.cards))
@@ -170,10 +173,13 @@ class Session:
             return sample(logits, temperature=temperature, top_k=top_k, top_p=top_p, rng=rng)
 
         pos = 0
-        for s in range(0, len(ids), self.rows):  # the prompt, block by block
-            block = ids[s: s + self.rows]
+        if self.token_serial:  # the prompt token by token, through the generation program
+            blocks = [(GENERATION, [t]) for t in ids]
+        else:  # the prompt, block by block
+            blocks = [(SUMMARIZATION, ids[s: s + self.rows]) for s in range(0, len(ids), self.rows)]
+        for program, block in blocks:
             t0 = time.perf_counter()
-            logits, argmax, cnt = self.call(SUMMARIZATION, block, pos)
+            logits, argmax, cnt = self.call(program, block, pos)
             st[SUMMARIZATION].add(len(block), time.perf_counter() - t0, cnt)
             pos += len(block)
         tok = choose(logits, argmax)

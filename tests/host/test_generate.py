@@ -152,6 +152,28 @@ def test_long_prompt_runs_in_blocks(bundles, hf_runs):
     assert stats["generation"].calls == 3
 
 
+def test_token_serial_schedule_gives_the_block_schedules_bits(models, tmp_path):
+    """u280-dfx runs the prompt as DFX does (perf.token_serial_summarization): one generation-program
+    call per prompt token, as dfx.perf models it. The schedule is timing only: every call's logits,
+    bit for bit, and the ids equal those of the same bundle's prompt in one summarization block."""
+    out = tmp_path / "b"
+    compile_model(str(models["rand-l1-d384-h6"]), 2, out, target="u280-dfx", max_seq=128, progress=False)
+    runs = {}
+    for serial in (True, False):
+        sess = Session(out, mode="exact")
+        assert sess.token_serial  # the target's schedule
+        sess.token_serial = serial
+        stats = {}
+        runs[serial] = [s.logits for s in sess.stream(SMALL_PROMPT, max_new_tokens=4, eos_token_id=None,
+                                                      keep_logits=True, stats=stats)]
+        assert stats["summarization"].tokens == len(SMALL_PROMPT)
+        assert stats["summarization"].calls == (len(SMALL_PROMPT) if serial else 1)
+        assert stats["generation"].calls == 3
+        sess.close()
+    for a, b in zip(runs[True], runs[False], strict=True):
+        assert np.array_equal(a.view(np.uint32), b.view(np.uint32))
+
+
 def test_sampling_is_seeded(bundles):
     """Each token is dfx.host.sampling.sample of that step's logits, drawn from a generator seeded
     with `seed`: replaying the draws on the returned logits gives the same tokens."""
