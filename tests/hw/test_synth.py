@@ -161,3 +161,26 @@ def test_f32_add_miter_finds_a_wrong_adder(tmp_path):
     p.write_text(bad)
     out = _miter(p, tmp_path)
     assert "proof did fail" in out, out[-3000:]
+
+
+def _delay_cells(tmp_path: Path, ff: int) -> dict:
+    """Yosys's cells for one dfx_delay of 32 bits x 11 stages (u280's FP32 adder pipeline) with FF=ff."""
+    import subprocess
+    src = ROOT / "hw" / "rtl" / "fp" / "dfx_delay.v"
+    script = (f"read_verilog {src}; chparam -set W 32 -set LAT 11 -set FF {ff} dfx_delay; "
+              f"synth_xilinx -family xcup -noiopad -top dfx_delay; tee -o {tmp_path / 'stat.txt'} stat")
+    r = subprocess.run(["yosys", "-q", "-p", script], capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stdout + r.stderr
+    stat = (tmp_path / "stat.txt").read_text()
+    return {m[1]: int(m[2]) for m in re.finditer(r"^\s+(\w+)\s+(\d+)$", stat, re.M)}
+
+
+@needs_yosys
+def test_fp_pipeline_stages_stay_flip_flops(tmp_path):
+    """A delay line behind an FP unit (FF=1: dfx_f32_add_p, dfx_f32_mul_p, the MPU's products) is 352
+    flip-flops, which the implementation tool can retime into the unit, not 32 shift-register LUTs;
+    an alignment delay (FF=0) may still be an SRL."""
+    ffs = _delay_cells(tmp_path, 1)
+    assert ffs.get("FDRE") == 32 * 11 and not any(k.startswith("SRL") for k in ffs), ffs
+    srl = _delay_cells(tmp_path, 0)
+    assert sum(v for k, v in srl.items() if k.startswith("SRL")) == 32 and "FDRE" not in srl, srl

@@ -12,7 +12,7 @@ module dfx_f32_mul_p #(
 );
     wire [31:0] y0;
     dfx_f32_mul_c u_c (.a(a), .b(b), .y(y0));
-    dfx_delay #(.W(32), .LAT(LAT)) u_d (.clk(clk), .en(en), .d(y0), .q(y));
+    dfx_delay #(.W(32), .LAT(LAT), .FF(1)) u_d (.clk(clk), .en(en), .d(y0), .q(y));
 endmodule
 
 `default_nettype wire

@@ -112,7 +112,7 @@ module dfx_mpu #(
             for (k = 0; k < W; k = k + 1) begin : g_mul
                 wire [31:0] p0;
                 dfx_f16_mul_c u_m (.a(in_x[16*k +: 16]), .b(in_w[16*(j*W + k) +: 16]), .y(p0));
-                dfx_delay #(.W(32), .LAT(MUL_LAT)) u_d (.clk(clk), .en(en),
+                dfx_delay #(.W(32), .LAT(MUL_LAT), .FF(1)) u_d (.clk(clk), .en(en),
                     .d(in_kmask[k] ? p0 : 32'd0), .q(p[32*k +: 32]));
             end
             wire [31:0] s;

@@ -35,7 +35,7 @@ module dfx_recip16_p #(
         else
             y0 = {s, eh[4:0], sig};
     end
-    dfx_delay #(.W(16), .LAT(LAT - 1)) u_d (.clk(clk), .en(en), .d(y0), .q(y));
+    dfx_delay #(.W(16), .LAT(LAT - 1), .FF(1)) u_d (.clk(clk), .en(en), .d(y0), .q(y));
     /* verilator lint_off UNUSEDSIGNAL */
     wire unused = &{1'b0, r[11:10]};
     /* verilator lint_on UNUSEDSIGNAL */

@@ -45,7 +45,7 @@ module dfx_rsqrt16_p #(
         else
             y0 = {1'b0, eh[4:0], sig};
     end
-    dfx_delay #(.W(16), .LAT(LAT - 1)) u_d (.clk(clk), .en(en), .d(y0), .q(y));
+    dfx_delay #(.W(16), .LAT(LAT - 1), .FF(1)) u_d (.clk(clk), .en(en), .d(y0), .q(y));
     /* verilator lint_off UNUSEDSIGNAL */
     wire unused = q[10];
     /* verilator lint_on UNUSEDSIGNAL */

@@ -165,7 +165,7 @@ module dfx_vpu #(
             dfx_f16_to_f32 u_c (.a(a), .y(a32));
             dfx_f16_mul_c u_sq (.a(a), .b(a), .y(a2));
             wire [31:0] v0 = !in_mask[k] ? 32'd0 : is_sq ? a2 : a32;
-            dfx_delay #(.W(32), .LAT(MUL_LAT)) u_d (.clk(clk), .en(en), .d(v0), .q(rv[32*k +: 32]));
+            dfx_delay #(.W(32), .LAT(MUL_LAT), .FF(1)) u_d (.clk(clk), .en(en), .d(v0), .q(rv[32*k +: 32]));
             assign rm[16*k +: 16] = in_mask[k] ? a : 16'hFC00;
         end
     endgenerate
@@ -174,7 +174,7 @@ module dfx_vpu #(
     wire [15:0] tmax0;
     wire [15:0] tmax;
     dfx_max_tree #(.N(V)) u_mtree (.d(rm), .q(tmax0));
-    dfx_delay #(.W(16), .LAT(D_ACC)) u_dm (.clk(clk), .en(en), .d(tmax0), .q(tmax));
+    dfx_delay #(.W(16), .LAT(D_ACC), .FF(1)) u_dm (.clk(clk), .en(en), .d(tmax0), .q(tmax));
     reg  [31:0] acc;
     reg  [15:0] accm;
     wire [31:0] acc_sum;
