@@ -65,6 +65,7 @@ class Ring:
     link_gbps: float
     overhead: float
     words_per_cycle: int
+    link_beat_bits: int  # one beat of the link's stream: a ring word travels as whole beats (Target.ring_word_beats)
     # one hop, core i's ring port to core i+1's, in three clock domains (docs/perf.md, "The ring hop")
     hop_kernel_cycles: int  # kernel clock: our ring adapters, SLR crossings, the RX FIFO's read side
     hop_link_cycles: int  # link_mhz: the TX FIFO's read side, width converters, the Aurora core
@@ -131,6 +132,18 @@ class Target:
     def port_bytes(self) -> int:
         """Bytes one pseudo-channel port moves per beat; also the HBM interleave granule."""
         return self.hbm.port_bits // 8
+
+    @property
+    def ring_word_bits(self) -> int:
+        """Bits of one ring word: words_per_cycle FP16 words and the header (arch/kernel.py)."""
+        from dfx.arch.kernel import RING_HDR_BITS
+        return 16 * self.ring.words_per_cycle + RING_HDR_BITS
+
+    @property
+    def ring_word_beats(self) -> int:
+        """Link beats one ring word takes: the card's ring adapters (dfx.hw.vitis) send each word
+        as whole beats of ring.link_beat_bits, its tlast in a spare bit."""
+        return -(-self.ring_word_bits // self.ring.link_beat_bits)
 
     @property
     def hop_cycles(self) -> float:

@@ -23,7 +23,8 @@ unit starts it and the cycle it retires, as the RTL's retire trace reports them
   binary vector op (or a product with a bias) reads both ports. A call is evaluated twice: the
   second pass takes the compute unit's port windows from the first.
 * ring: a message is a header word and ceil(cols / words_per_cycle) words per row; one word per
-  max(1, word bits / link bits per cycle) cycles, ``Target.hop_cycles`` per hop (or the
+  max(1, its link beats x beat bits / link bits per cycle) cycles (``Target.ring_word_beats``:
+  the card's adapters send a word as whole beats), ``Target.hop_cycles`` per hop (or the
   testbench's links, CycleModel(ring="testbench"), to compare with the RTL).
 * end: END waits for every queue; the status record is written; ap_done.
 
@@ -419,11 +420,11 @@ class CycleModel:
         self.programs = programs
         self.n = len(next(iter(programs.values())))
         self._cache = {}
-        word_bytes = (16 * target.ring.words_per_cycle + 32) / 8  # payload + src, seq, check (arch/kernel.py)
         if ring == "testbench":
             self.word_cycles, self.hop = 1.0, TB_HOP
-        else:
-            self.word_cycles = max(1.0, word_bytes / self.r.link_bpc)
+        else:  # a word crosses the link as whole beats (the card's ring adapters, dfx.hw.vitis)
+            link_bytes = target.ring_word_beats * target.ring.link_beat_bits / 8
+            self.word_cycles = max(1.0, link_bytes / self.r.link_bpc)
             self.hop = target.hop_cycles
 
     def call(self, phase: str, ntok: int, pos: int) -> CallTiming:

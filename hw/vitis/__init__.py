@@ -63,7 +63,6 @@ RX_LINK_IN, RX_RING_OUT, RX_DRAIN_IN = "s_axis_link", "m_axis_ring", "s_axis_dra
 # pc2/Aurora-HLS at 518f59d (README.md, Makefile, aurora_flow_test_hw.cfg, rtl/aurora_flow.v.template.v)
 AURORA = ("aurora_flow_0", "aurora_flow_1")  # kernel (and instance) for QSFP0, QSFP1
 AURORA_TX, AURORA_RX = "tx_axis", "rx_axis"
-AURORA_BITS = 8 * 64  # FIFO_WIDTH := 64 (bytes): "the width which is also needed to reach ... 100Gbit/s"
 AURORA_SLR = "SLR2"  # aurora_flow_test_hw.cfg: slr=aurora_flow_0:SLR2, slr=aurora_flow_1:SLR2 (the QSFP GTs)
 
 
@@ -328,9 +327,19 @@ class RingLink:
         return self.payload_bits / (self.beats * self.link_bits)
 
 
-def ring_link(ring_bits: int, link_bits: int = AURORA_BITS) -> RingLink:
+def ring_link(ring_bits: int, link_bits: int) -> RingLink:
+    """The adapters' plan for a ring word of ring_bits (the top's port) in link beats of link_bits
+    (the target's ring.link_beat_bits: Aurora-HLS's FIFO_WIDTH := 64 bytes, "the width which is
+    also needed to reach ... 100Gbit/s"). Target.ring_word_beats, which dfx.perf charges per word,
+    is the same count (tests/hw/test_vitis.py)."""
     beats = math.ceil(ring_bits / link_bits)
     return RingLink(ring_bits, link_bits, beats, beats * link_bits > ring_bits)
+
+
+def target_ring_link(target_name: str) -> RingLink:
+    """ring_link for a target: its top's ring port width and its link beat."""
+    from dfx.arch.target import load_target
+    return ring_link(kernel_spec(target_name).ring_bits, load_target(target_name).ring.link_beat_bits)
 
 
 def _module_head(name: str, streams: list[tuple[str, str, int, bool]]) -> str:
@@ -439,7 +448,7 @@ def xo_files(target_name: str) -> dict[str, str]:
     spec = kernel_spec(target_name)
     srcs = [*hw.rtl_sources(), hw.top_file(target_name), *hw.headers()]
     out = {f"package_{KERNEL}.tcl": core_tcl(spec, srcs, hw.include_dirs(), f"package_{KERNEL}.tcl")}
-    link = ring_link(spec.ring_bits)
+    link = target_ring_link(target_name)
     for name, text in adapters_verilog(link, target_name).items():
         out[f"{name}.v"] = text
         out[f"package_{name}.tcl"] = adapter_tcl(target_name, name, ADAPTER_BUSIFS[name], f"package_{name}.tcl")
@@ -540,7 +549,7 @@ def main(argv=None) -> int:
             check_keys(a.target, a.json)
             print(f"{a.json}: the xclbin keys match target {a.target}")
         else:
-            r = ring_link(kernel_spec(a.target).ring_bits)
+            r = target_ring_link(a.target)
             print(f"{a.target}: ring word {r.ring_bits} bits ({r.payload_bits} payload + {kernel.RING_HDR_BITS} header), "
                   f"Aurora beat {r.link_bits} bits: {r.beats} beat(s) per word, tlast "
                   f"{'carried' if r.carries_tlast else 'not carried'}, payload {100 * r.efficiency:.1f} % of the beats")

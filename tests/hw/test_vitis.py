@@ -196,23 +196,28 @@ def test_parser_tables_go_nowhere_visible(tmp_path, monkeypatch):
 
 # ------------------------------------------------------------------ the ring adapters
 def test_ring_link_plan_per_target():
-    plans = {n: vitis.ring_link(vitis.kernel_spec(n).ring_bits) for n in TARGETS}
+    plans = {n: vitis.target_ring_link(n) for n in TARGETS}
     assert {n: (p.ring_bits, p.beats, p.carries_tlast) for n, p in plans.items()} == \
         {"tiny": (160, 1, True), "u280-dfx": (1056, 3, True), "u280": (1056, 3, True)}
     assert plans["u280"].efficiency == pytest.approx(1024 / 1536)
-    assert vitis.ring_link(512).carries_tlast is False and vitis.ring_link(512).beats == 1
+    assert vitis.ring_link(512, 512).carries_tlast is False and vitis.ring_link(512, 512).beats == 1
+    # the beats the performance model charges per word (Target.ring_word_beats) are the adapters'
+    for n, p in plans.items():
+        t = load_target(n)
+        assert (t.ring_word_bits, t.ring_word_beats, t.ring.link_beat_bits) == (p.ring_bits, p.beats, p.link_bits)
 
 
 def _run_adapters(tmp_path, target: str, stall: int, mutate=None) -> dict:
     from dfx.host import rtl
-    files = vitis.adapters_verilog(vitis.ring_link(vitis.kernel_spec(target).ring_bits), target)
+    link = vitis.target_ring_link(target)
+    files = vitis.adapters_verilog(link, target)
     srcs = []
     for name, text in files.items():
         p = tmp_path / f"{name}.v"
         p.write_text(mutate(name, text) if mutate else text)
         srcs.append(p)
     rb = vitis.kernel_spec(target).ring_bits
-    exe = rtl.build("icarus", "dfx_ring_adapt_tb", {"RB": rb, "LB": vitis.AURORA_BITS},
+    exe = rtl.build("icarus", "dfx_ring_adapt_tb", {"RB": rb, "LB": link.link_bits},
                     [TB / "dfx_ring_adapt_tb.v", *srcs], f"ring-adapt-{target}")
     out = subprocess.run(["vvp", "-n", str(exe), f"+stall={stall}", "+seed=3"], capture_output=True, text=True,
                          timeout=60).stdout
@@ -223,7 +228,7 @@ def _run_adapters(tmp_path, target: str, stall: int, mutate=None) -> dict:
 @pytest.mark.rtl
 @pytest.mark.parametrize("target", ["tiny", "u280"])
 def test_ring_adapters_deliver_every_word_in_order(tmp_path, target):
-    k = vitis.ring_link(vitis.kernel_spec(target).ring_bits).beats
+    k = vitis.target_ring_link(target).beats
     free = _run_adapters(tmp_path, target, 0)
     assert free["errors"] == 0 and free["words"] == 200 and free["beats"] == 200 * k
     assert free["cycles"] <= 200 * k + 4  # one link beat per cycle when nothing stalls
@@ -235,7 +240,7 @@ def test_ring_adapters_deliver_every_word_in_order(tmp_path, target):
 @pytest.mark.skipif(shutil.which("verilator") is None, reason="verilator is not installed")
 @pytest.mark.parametrize("target", TARGETS)
 def test_ring_adapters_lint_clean(tmp_path, target):
-    for name, text in vitis.adapters_verilog(vitis.ring_link(vitis.kernel_spec(target).ring_bits), target).items():
+    for name, text in vitis.adapters_verilog(vitis.target_ring_link(target), target).items():
         (tmp_path / f"{name}.v").write_text(text)
         r = subprocess.run(["verilator", "--lint-only", "-Wall", "--top-module", name, str(tmp_path / f"{name}.v")],
                            capture_output=True, text=True, timeout=60)
