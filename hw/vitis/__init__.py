@@ -388,7 +388,7 @@ def adapters_verilog(link: RingLink, target: str) -> dict[str, str]:
             sh <= sh >> {LB};
         end
     end
-    wire _unused_ok = &{{1'b0, {TX_IDLE_OUT}_tready, 1'b0}};
+    wire _unused_ok = &{{1'b0, {TX_IDLE_OUT}_tready{"" if link.carries_tlast else f", {TX_RING_IN}_tlast"}, 1'b0}};
 endmodule
 `default_nettype wire
 """

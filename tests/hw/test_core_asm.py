@@ -484,7 +484,13 @@ def test_vector_reduction(name, imm):
 
 
 # ------------------------------------------------------------------ router
-def test_send_recv_allgather_on_two_cores():
+# tiny with a ring word of 6 FP16 words, fewer than a buffer access (8): u280's ring (30 words, one
+# 512-bit link beat) is narrower than its buffer access (64 words) too, which tiny's 8 and 8 never were
+TRW6 = dataclasses.replace(T, name="tiny-rw6", ring=dataclasses.replace(T.ring, words_per_cycle=6))
+
+
+@pytest.mark.parametrize("target", [T, TRW6], ids=["tiny", "ring-narrower-than-the-buffer"])
+def test_send_recv_allgather_on_two_cores(target):
     """Each core sends its rows to the next core and receives the previous core's, then all-gathers
     its slice; a row of 11 words takes two ring words (the second padded). Each core stores at an
     offset indexed by its id (r3)."""
@@ -498,7 +504,7 @@ def test_send_recv_allgather_on_two_cores():
         allgather rows={R} cols={C} src=0 ss={C} dst=200 ds=24
         store rows={R} cols=13 v=100 vs=13 m={OUT} ms={13 * WORD} mreg=r3 mregs=256
         store rows={R} cols=24 v=200 vs=24 m={OUT + 64} ms={24 * WORD} mreg=r3 mregs=256
-    """)] * 2, data=[{DATA: s} for s in slices])
+    """)] * 2, data=[{DATA: s} for s in slices], target=target)
     for j in range(2):
         out = np.frombuffer(got[j], np.uint16)[128 * j:]
         assert (out[:R * 13].reshape(R, 13)[:, :C] == slices[1 - j]).all()

@@ -198,8 +198,9 @@ def test_parser_tables_go_nowhere_visible(tmp_path, monkeypatch):
 def test_ring_link_plan_per_target():
     plans = {n: vitis.target_ring_link(n) for n in TARGETS}
     assert {n: (p.ring_bits, p.beats, p.carries_tlast) for n, p in plans.items()} == \
-        {"tiny": (160, 1, True), "u280-dfx": (1056, 3, True), "u280": (1056, 3, True)}
-    assert plans["u280"].efficiency == pytest.approx(1024 / 1536)
+        {"tiny": (160, 1, True), "u280-dfx": (1056, 3, True), "u280": (512, 1, False)}
+    assert plans["u280-dfx"].efficiency == pytest.approx(1024 / 1536)
+    assert plans["u280"].efficiency == pytest.approx(480 / 512)
     assert vitis.ring_link(512, 512).carries_tlast is False and vitis.ring_link(512, 512).beats == 1
     # the beats the performance model charges per word (Target.ring_word_beats) are the adapters'
     for n, p in plans.items():
@@ -217,7 +218,7 @@ def _run_adapters(tmp_path, target: str, stall: int, mutate=None) -> dict:
         p.write_text(mutate(name, text) if mutate else text)
         srcs.append(p)
     rb = vitis.kernel_spec(target).ring_bits
-    exe = rtl.build("icarus", "dfx_ring_adapt_tb", {"RB": rb, "LB": link.link_bits},
+    exe = rtl.build("icarus", "dfx_ring_adapt_tb", {"RB": rb, "LB": link.link_bits, "TLAST": int(link.carries_tlast)},
                     [TB / "dfx_ring_adapt_tb.v", *srcs], f"ring-adapt-{target}")
     out = subprocess.run(["vvp", "-n", str(exe), f"+stall={stall}", "+seed=3"], capture_output=True, text=True,
                          timeout=60).stdout
@@ -226,7 +227,7 @@ def _run_adapters(tmp_path, target: str, stall: int, mutate=None) -> dict:
 
 
 @pytest.mark.rtl
-@pytest.mark.parametrize("target", ["tiny", "u280"])
+@pytest.mark.parametrize("target", ["tiny", "u280-dfx", "u280"])
 def test_ring_adapters_deliver_every_word_in_order(tmp_path, target):
     k = vitis.target_ring_link(target).beats
     free = _run_adapters(tmp_path, target, 0)
@@ -249,7 +250,7 @@ def test_ring_adapters_lint_clean(tmp_path, target):
 
 @pytest.mark.rtl
 def test_ring_adapter_bench_catches_a_misassembled_word(tmp_path):
-    bad = _run_adapters(tmp_path, "u280", 0, lambda name, text: text.replace("sh <= sh >> 512", "sh <= sh >> 256"))
+    bad = _run_adapters(tmp_path, "u280-dfx", 0, lambda name, text: text.replace("sh <= sh >> 512", "sh <= sh >> 256"))
     assert bad["errors"] > 0
 
 

@@ -10,5 +10,5 @@
 `define DFX_HBM_PORT_BITS    1024
 `define DFX_VBUF_WORDS       4194304
 `define DFX_MAX_ROWS         64
-`define DFX_RING_WORDS       64
+`define DFX_RING_WORDS       30
 `endif

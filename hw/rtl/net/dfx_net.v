@@ -386,8 +386,9 @@ module dfx_net #(
         end
     endfunction
     // bits no logic reads: instruction bits of other formats, TLAST (every word stands alone),
-    // buffer addresses past AW bits (checked before the transfer starts)
-    wire _unused_ok = &{1'b0, I, f_d[RB+32], t_addr[47:AW], t_daddr[47:AW], r_addr[47:AW], 1'b0};
+    // buffer addresses past AW bits (checked before the transfer starts), buffer words past one
+    // ring word (a ring word may be narrower than a buffer access: u280's 30 words against 64)
+    wire _unused_ok = &{1'b0, I, f_d[RB+32], t_addr[47:AW], t_daddr[47:AW], r_addr[47:AW], vr_data, 1'b0};
 endmodule
 
 `default_nettype wire
