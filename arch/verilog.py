@@ -211,7 +211,7 @@ def core_top(t: Target) -> str:
         for name, d, w in AXI_M:
             w = ws[w] if isinstance(w, str) else w
             ports.append(f"    {d:<6} wire [{w - 1}:0] {m}_{name}")
-    rb = 16 * t.ring.words_per_cycle + kernel.RING_HDR_BITS
+    rb = t.ring_word_bits
     for pre, d_in in (("s_axis_ring", "input"), ("m_axis_ring", "output")):
         d_out = "output" if d_in == "input" else "input"
         ports += [f"    {d_in:<6} wire [0:0] {pre}_tvalid", f"    {d_out:<6} wire [0:0] {pre}_tready",
