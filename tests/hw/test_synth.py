@@ -163,16 +163,32 @@ def test_f32_add_miter_finds_a_wrong_adder(tmp_path):
     assert "proof did fail" in out, out[-3000:]
 
 
-def _delay_cells(tmp_path: Path, ff: int) -> dict:
-    """Yosys's cells for one dfx_delay of 32 bits x 11 stages (u280's FP32 adder pipeline) with FF=ff."""
+def _module_cells(tmp_path: Path, module: str, chparam: str = "") -> dict:
+    """Yosys's cells for one module of hw/rtl/fp alone (synth_xilinx for UltraScale+)."""
     import subprocess
-    src = ROOT / "hw" / "rtl" / "fp" / "dfx_delay.v"
-    script = (f"read_verilog {src}; chparam -set W 32 -set LAT 11 -set FF {ff} dfx_delay; "
-              f"synth_xilinx -family xcup -noiopad -top dfx_delay; tee -o {tmp_path / 'stat.txt'} stat")
+    src = ROOT / "hw" / "rtl" / "fp" / f"{module}.v"
+    script = (f"read_verilog {src}; {chparam} synth_xilinx -family xcup -noiopad -top {module}; "
+              f"tee -o {tmp_path / 'stat.txt'} stat")
     r = subprocess.run(["yosys", "-q", "-p", script], capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stdout + r.stderr
     stat = (tmp_path / "stat.txt").read_text()
     return {m[1]: int(m[2]) for m in re.finditer(r"^\s+(\w+)\s+(\d+)$", stat, re.M)}
+
+
+@needs_yosys
+def test_f32_adder_shifts_are_dsps(tmp_path):
+    """The adder's two shifts are products with a one-hot power of two, one DSP48E2 each (u280-dfx
+    has 1,360 adders): 338 LUTs with Yosys 0.23 where the all-LUT shifters took 521. A rewrite that
+    puts them back in LUTs fails here."""
+    cells = _module_cells(tmp_path, "dfx_f32_add_c")
+    luts = sum(v for k, v in cells.items() if re.fullmatch(r"LUT\d", k))
+    assert cells.get("DSP48E2") == 2, cells
+    assert luts < 400, cells
+
+
+def _delay_cells(tmp_path: Path, ff: int) -> dict:
+    """Yosys's cells for one dfx_delay of 32 bits x 11 stages (u280's FP32 adder pipeline) with FF=ff."""
+    return _module_cells(tmp_path, "dfx_delay", f"chparam -set W 32 -set LAT 11 -set FF {ff} dfx_delay;")
 
 
 @needs_yosys
