@@ -2,7 +2,10 @@
 
 dfx_core is an XRT-managed RTL kernel (ap_ctrl_hs). Its AXI4-Lite slave `s_axi_control`
 holds the control word, the interrupt registers and the kernel arguments in the order
-below; 64-bit arguments take two 32-bit registers, low word first. The Verilog header
+below; pointers take two 32-bit registers, low word first. The two 64-bit scalars (entry and
+status) are declared as two 32-bit arguments each, low word then high word (WIDE): pyxrt passes a
+scalar as a C int and copies only its 4 bytes (host/cards.py), so a 64-bit scalar argument would
+get its high word from whatever the command buffer held. The Verilog header
 hw/gen/include/dfx_kernel.vh, the host backends (dfx.host) and docs/hw.md are derived from
 these tables (tests fail if the generated files drift).
 
@@ -37,9 +40,11 @@ class Arg:
 def kernel_args(t: Target) -> tuple[Arg, ...]:
     """Every argument of dfx_core for target t, with its register offset."""
     args = [
-        Arg("entry", 64, "scalar", "flat HBM byte address of the program to run"),
+        Arg("entry", 32, "scalar", "flat HBM byte address of the program to run, low word"),
+        Arg("entry_hi", 32, "scalar", "its high word"),
         *(Arg(name, 32, "scalar", f"r{reg}: {doc}") for name, (reg, doc) in isa.ARG_REGS.items()),
-        Arg("status", 64, "scalar", "flat HBM byte address of the status record the core writes"),
+        Arg("status", 32, "scalar", "flat HBM byte address of the status record the core writes, low word"),
+        Arg("status_hi", 32, "scalar", "its high word"),
     ]
     for c in range(t.hbm.channels):
         args.append(Arg(f"hbm{c:02d}", 64, "pointer", f"base of HBM pseudo-channel {c}'s buffer",
@@ -52,6 +57,21 @@ def kernel_args(t: Target) -> tuple[Arg, ...]:
         out.append(dataclasses.replace(a, offset=off))
         off += a.bits // 8
     return tuple(out)
+
+
+# 64-bit values the host sets by one name, carried by two 32-bit arguments: name -> high word's
+WIDE = {"entry": "entry_hi", "status": "status_hi"}
+
+
+def split_wide(values: dict) -> dict:
+    """Host argument values -> kernel argument values: each WIDE value as its two 32-bit words."""
+    out = {}
+    for k, v in values.items():
+        if k in WIDE:
+            out[k], out[WIDE[k]] = int(v) & 0xFFFFFFFF, int(v) >> 32
+        else:
+            out[k] = v
+    return out
 
 
 def arg_offsets(t: Target) -> dict[str, int]:

@@ -109,13 +109,13 @@ def kernel_header() -> str:
         f"`define DFX_REG_GIE      'h{kernel.REG_GIE:02x}",
         f"`define DFX_REG_IER      'h{kernel.REG_IER:02x}",
         f"`define DFX_REG_ISR      'h{kernel.REG_ISR:02x}",
-        "// scalar arguments (64-bit ones: low word at the offset, high word at offset + 4)",
+        "// scalar arguments, 32 bits each (entry and status: low word, then high word at _HI)",
     ]
     ref = load_target(target_names()[0])
     ptr_base = None
     for a in kernel.kernel_args(ref):
         if a.kind == "scalar":
-            lines.append(f"`define DFX_ARG_{a.name.upper():<8} 'h{a.offset:02x}  // {a.doc}")
+            lines.append(f"`define DFX_ARG_{a.name.upper():<9} 'h{a.offset:02x}  // {a.doc}")
         elif ptr_base is None:
             ptr_base = a.offset
     lines.append(f"`define DFX_ARG_PTR_BASE 'h{ptr_base:02x}  // HBM channel c's base at PTR_BASE + 8c, DDR after them")

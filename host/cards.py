@@ -11,15 +11,13 @@ drive them through stand-ins that reproduce these limits, tests/host/standins/):
     - scalar arguments go through a C `int`: run.set_arg(int, int&) refuses (TypeError) a Python
       int outside [-2^31, 2^31), and kernel(*args) silently leaves such an argument unset
       (its item.cast<int>() error is swallowed), so runs are built with run.set_arg, never
-      kernel(...). dfx.arch.kernel declares entry and status 64-bit (one argument, two registers):
-      XRT copies the int's 4 bytes into the argument's low word (xrt_kernel.cpp,
+      kernel(...). XRT copies the int's 4 bytes into the argument (xrt_kernel.cpp,
       hs_arg_setter::set_arg_value copies min(arg size, value size) bytes; the same in XRT 2.14,
-      2.16, 2.18 and master) and never writes the high word, so each scalar must be below 2^31;
-      a larger one is refused in one line. The high word is what the command buffer held: XRT
-      reuses command buffers without clearing them (core/common/bo_cache.h), a new one comes from
-      the driver, zeroed as far as we know (not checked on a card), and dfx_core's commands, the
-      only ones this process sends, never write those words. A kernel.xml declaring entry and
-      status as two 32-bit arguments each would remove that reliance.
+      2.16, 2.18 and master), so a 64-bit scalar argument would get its high word from whatever
+      the command buffer held (XRT reuses command buffers without clearing them,
+      core/common/bo_cache.h). dfx.arch.kernel therefore declares every scalar 32-bit, entry and
+      status as two arguments each (entry, entry_hi; status, status_hi), and every word is set on
+      every run, as the two's-complement C int of its 32 bits (c_int), so any 64-bit address goes.
     - run.wait(timeout_ms) returns an ert_cmd_state: COMPLETED goes on, TIMEOUT is a
       DeviceTimeout, anything else a DfxError naming it. pyxrt binds no xrt::run::abort, and an
       xrt::run destroyed while its command runs aborts the process (run_impl's destructor), so a
@@ -36,9 +34,9 @@ drive them through stand-ins that reproduce these limits, tests/host/standins/):
       clear-on-read and the scheduler needs to see it. Without ERT, start() returns a WaitHandle
       that polls ap_idle (mmio.read(0) & 4), which is what this backend then polls, with a timeout.
       PYNQ cannot abort a command either: as with pyxrt, the next call waits for a late one.
-    - scalars are packed with struct per the kernel's argument types (_create_call), 64-bit
-      ones whole when kernel.xml declares them "unsigned long long" (a "uint64_t" is not in
-      PYNQ's _struct_dict and the IP gets no start()).
+    - scalars are packed with struct per the kernel's argument types (_create_call): every
+      scalar is an "unsigned int" (a "uint64_t" is not in PYNQ's _struct_dict and the IP would
+      get no start()).
     - buffers: one pynq.allocate per bank, found from the argument's memory (ip.args[name].mem,
       from the xclbin's CONNECTIVITY). A PynqBuffer's sync_to_device() / sync_from_device() flush
       the array's own bytes (buffer.py: flush(bo, self.offset, ..., self.nbytes)); a slice of it
@@ -66,7 +64,12 @@ from dfx.errors import DeviceTimeout, DfxError
 from dfx.host import hal
 from dfx.host.xclbin import check_identity
 
-C_INT_MAX = (1 << 31) - 1
+
+
+def c_int(word: int) -> int:
+    """A 32-bit argument word as the C int pyxrt's run.set_arg(int, int&) takes: the same 4 bytes."""
+    return word - (1 << 32) if word >> 31 else word
+
 # runs and handles still in flight when their device closed: referenced until the process ends,
 # since destroying an xrt::run in flight aborts the process
 _IN_FLIGHT: list = []
@@ -177,9 +180,9 @@ class CardDevice(hal.Device):
 
     def set_args(self, **args):
         for name, v in args.items():
-            a = self.args[self._arg(name)]
-            if not 0 <= int(v) < 1 << a.bits:
-                raise DfxError(f"card {self.index}: argument {name} = {v} does not fit {a.bits} bits")
+            bits = 64 if name in kernel.WIDE else self.args[self._arg(name)].bits
+            if not 0 <= int(v) < 1 << bits:
+                raise DfxError(f"card {self.index}: argument {name} = {v} does not fit {bits} bits")
             self.values[name] = int(v)
 
     def start(self):
@@ -257,17 +260,13 @@ class XrtDevice(CardDevice):
 
     def _launch(self):
         r = self.x.run(self.kernel)
+        words = kernel.split_wide(self.values)
         for i, a in enumerate(self.args):
             if a.kind == "pointer":
                 port = self.t.hbm.channels if a.name == "ddr" else int(a.name[3:])
                 r.set_arg(i, self.bos[port])
-                continue
-            v = self.values.get(a.name, 0)
-            if v > C_INT_MAX:
-                raise DfxError(f"card {self.index}: argument {a.name} = 0x{v:x} is past 2^31 - 1, the largest "
-                               f"value pyxrt passes (a C int, pyxrt.cpp run.set_arg); compile for more cards "
-                               f"so that each card's memory map ends below 2 GiB")
-            r.set_arg(i, v)
+            else:
+                r.set_arg(i, c_int(words.get(a.name, 0)))  # every word, every run: none left to chance
         r.start()
         self.run = r
 
@@ -314,12 +313,12 @@ class PynqDevice(CardDevice):
         view.sync_to_device() if to_device else view.sync_from_device()
 
     def _launch(self):
-        vals = []
+        vals, words = [], kernel.split_wide(self.values)
         for a in self.args:
             if a.kind == "pointer":
                 vals.append(self.bufs[self.t.hbm.channels if a.name == "ddr" else int(a.name[3:])])
             else:
-                vals.append(self.values.get(a.name, 0))
+                vals.append(words.get(a.name, 0))
         self.handle = self.ip.start(*vals)
 
     def _poll(self, timeout_s) -> bool:

@@ -35,7 +35,6 @@ AP_START, AP_DONE, AP_IDLE = kernel.AP_START, kernel.AP_DONE, kernel.AP_IDLE
 ARG_OFFSETS = {a.name: a.offset for a in kernel.kernel_args(load_target("tiny")) if a.kind == "scalar"}
 REG_ENTRY, REG_NTOK, REG_POS, REG_CORE, REG_NCORES, REG_STATUS = (
     ARG_OFFSETS[k] for k in ("entry", "ntok", "pos", "core", "ncores", "status"))
-WIDE_ARGS = {a.name for a in kernel.kernel_args(load_target("tiny")) if a.bits == 64}
 
 
 def check_status(raw: bytes, index: int) -> dict:
@@ -101,11 +100,8 @@ class Device(abc.ABC):
         """Counters of the last run (the simulator's profile; on cards, what XRT reports)."""
 
     def set_args(self, **args) -> None:
-        for k, v in args.items():
-            off = ARG_OFFSETS[k]
-            self.write_reg(off, v & 0xFFFFFFFF)
-            if k in WIDE_ARGS:
-                self.write_reg(off + 4, v >> 32)
+        for k, v in kernel.split_wide(args).items():
+            self.write_reg(ARG_OFFSETS[k], v & 0xFFFFFFFF)
 
     def start(self) -> None:
         self.write_reg(REG_CTRL, AP_START)

@@ -75,32 +75,46 @@ def test_standin_u280_bundle_with_ddr_gives_the_exact_simulators_ids(standin, ti
     s.close()
 
 
-def test_pyxrt_standin_64bit_argument_passed_whole_fails(standin, tiny_bundle, tiny_prompt):
-    """pyxrt passes scalars as a C int: set_arg refuses 2^32, kernel(...) drops it silently;
-    the backend refuses what cannot reach the card, in one line."""
+def test_pyxrt_standin_scalars_are_c_ints_and_64bit_addresses_go_as_two_words(standin, tiny_bundle, tiny_prompt,
+                                                                              monkeypatch):
+    """pyxrt passes scalars as a C int: set_arg refuses 2^32, kernel(...) drops it silently. The
+    kernel's scalars are all 32 bits (entry and status as two words each), the backend sets every
+    word on every run as a C int, so an address past 2^31 and past 2^32 reaches the card whole."""
     cards, xclbin = standin("xrt", tiny_bundle(1))
     pyxrt = sys.modules["pyxrt"]
+    assert all(a.bits == 32 for a in cards.args if a.kind == "scalar")
     s = Session(tiny_bundle(1), backend="xrt", xclbin=str(xclbin))
     dev = s.devices[0]
     entry = next(i for i, a in enumerate(cards.args) if a.name == "entry")
     r = pyxrt.run(dev.kernel)
     with pytest.raises(TypeError, match="incompatible function arguments"):
-        r.set_arg(entry, 1 << 32)
-    r.set_arg(entry, (1 << 31) - 1)  # the largest C int goes
+        r.set_arg(entry, 1 << 31)
+    r.set_arg(entry, -1)  # the word 0xFFFFFFFF, as a C int
     assert not hasattr(dev.kernel, "read_register") and not hasattr(dev.kernel, "write_register")
     with pytest.raises(DfxError, match="no access to the kernel's registers"):
         dev.read_reg(kernel.REG_CTRL)
     card = s.bundle.cards[0]
-    with pytest.raises(DfxError, match=r"entry = 0x80000000 is past 2\^31 - 1"):
-        dev.set_args(entry=1 << 31, ntok=1, pos=0, core=0, ncores=1, status=card["io"]["status"])
-        dev.start()
     with pytest.raises(DfxError, match="does not fit 32 bits"):
         dev.set_args(ntok=1 << 32)
-    # the kernel called with the generation program's entry + 2^32: pyxrt.cpp swallows the failed
-    # cast and entry stays 0 (the summarization program, here with ntok 1: harmless)
+    with pytest.raises(DfxError, match="does not fit 64 bits"):
+        dev.set_args(entry=1 << 64)
+    # an entry with bit 31 and bit 32 set reaches the command's registers whole (the core then
+    # finds no program there and says so through its status record)
+    seen = []
+    submit = cards.submit
+    monkeypatch.setattr(cards, "submit", lambda c, regs: seen.append(bytes(regs)) or submit(c, regs))
     gen_entry = card["programs"]["generation"]["entry"]
+    far = (3 << 31) + gen_entry
+    with pytest.raises(DfxError):
+        dev.set_args(entry=far, ntok=1, pos=0, core=0, ncores=1, status=card["io"]["status"])
+        dev.start()
+        dev.wait(10)
+    assert cards.field(seen[-1], "entry") == far and cards.field(seen[-1], "status") == card["io"]["status"]
+    # the kernel called with a word past 2^31: pyxrt.cpp swallows the failed cast and entry stays 0
+    # (the summarization program, here with ntok 1: harmless); the backend never calls it so
     assert gen_entry != 0 == card["programs"]["summarization"]["entry"]
-    vals = {"entry": (1 << 32) + gen_entry, "ntok": 1, "pos": 0, "core": 0, "ncores": 1, "status": card["io"]["status"]}
+    vals = {"entry": (1 << 31) + gen_entry, "entry_hi": 0, "ntok": 1, "pos": 0, "core": 0, "ncores": 1,
+            "status": card["io"]["status"], "status_hi": 0}
     run = dev.kernel(*(dev.bos[int(a.name[3:])] if a.kind == "pointer" else vals[a.name] for a in cards.args))
     assert cards.field(run.cmd.regs, "entry") == 0
     assert run.wait(0) == pyxrt.ert_cmd_state.ERT_CMD_STATE_COMPLETED

@@ -139,7 +139,7 @@ def test_top_tcl_kernel_args_and_link_cfg_agree(made, target):
     assert disagreements(target, ports, files["package_dfx_core.tcl"], cfg) == []
     t = load_target(target)
     n_ptr = t.hbm.channels + int(t.ddr.present)
-    assert len(tcl_registers(files["package_dfx_core.tcl"])) == 4 + 6 + n_ptr
+    assert len(tcl_registers(files["package_dfx_core.tcl"])) == 4 + 8 + n_ptr  # control, 8 scalar words, pointers
     assert cfg.count("sp=dfx_core_1.m_axi_") == n_ptr
 
 

@@ -6,13 +6,15 @@
 `define DFX_REG_GIE      'h04
 `define DFX_REG_IER      'h08
 `define DFX_REG_ISR      'h0c
-// scalar arguments (64-bit ones: low word at the offset, high word at offset + 4)
-`define DFX_ARG_ENTRY    'h10  // flat HBM byte address of the program to run
-`define DFX_ARG_NTOK     'h18  // r1: tokens in this call (rows of the summarization block, 1 when generating)
-`define DFX_ARG_POS      'h1c  // r2: position of the first token of this call (tokens already in the KV cache)
-`define DFX_ARG_CORE     'h20  // r3: this core's id on the ring, 0 .. ncores-1
-`define DFX_ARG_NCORES   'h24  // r4: cores on the ring
-`define DFX_ARG_STATUS   'h28  // flat HBM byte address of the status record the core writes
+// scalar arguments, 32 bits each (entry and status: low word, then high word at _HI)
+`define DFX_ARG_ENTRY     'h10  // flat HBM byte address of the program to run, low word
+`define DFX_ARG_ENTRY_HI  'h14  // its high word
+`define DFX_ARG_NTOK      'h18  // r1: tokens in this call (rows of the summarization block, 1 when generating)
+`define DFX_ARG_POS       'h1c  // r2: position of the first token of this call (tokens already in the KV cache)
+`define DFX_ARG_CORE      'h20  // r3: this core's id on the ring, 0 .. ncores-1
+`define DFX_ARG_NCORES    'h24  // r4: cores on the ring
+`define DFX_ARG_STATUS    'h28  // flat HBM byte address of the status record the core writes, low word
+`define DFX_ARG_STATUS_HI 'h2c  // its high word
 `define DFX_ARG_PTR_BASE 'h30  // HBM channel c's base at PTR_BASE + 8c, DDR after them
 // argument registers: the register each scalar argument of that name is loaded into
 `define DFX_ARGREG_NTOK     1

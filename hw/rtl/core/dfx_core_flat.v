@@ -223,9 +223,11 @@ module dfx_core_flat #(
     localparam integer A_CORE = (`DFX_ARG_CORE - `DFX_ARG_ENTRY) / 4;
     localparam integer A_NCORES = (`DFX_ARG_NCORES - `DFX_ARG_ENTRY) / 4;
     localparam integer A_STATUS = (`DFX_ARG_STATUS - `DFX_ARG_ENTRY) / 4;
+    localparam integer A_ENTRY_HI = (`DFX_ARG_ENTRY_HI - `DFX_ARG_ENTRY) / 4;
+    localparam integer A_STATUS_HI = (`DFX_ARG_STATUS_HI - `DFX_ARG_ENTRY) / 4;
     localparam integer A_PTR = (`DFX_ARG_PTR_BASE - `DFX_ARG_ENTRY) / 4;
-    wire [63:0] a_entry = {argr[A_ENTRY + 1], argr[A_ENTRY]};
-    wire [63:0] a_status = {argr[A_STATUS + 1], argr[A_STATUS]};
+    wire [63:0] a_entry = {argr[A_ENTRY_HI], argr[A_ENTRY]};
+    wire [63:0] a_status = {argr[A_STATUS_HI], argr[A_STATUS]};
     wire [7:0] core_id = argr[A_CORE][7:0];
     wire [7:0] ncores = argr[A_NCORES][7:0];
     wire [64*CH-1:0] ptrs;

@@ -132,8 +132,12 @@ class StandinCards:
 
     # ------------------------------------------------------------------ commands
     def field(self, regs: bytes, name: str) -> int:
-        a = next(a for a in self.args if a.name == name)
-        return int.from_bytes(regs[a.offset: a.offset + a.bits // 8], "little")
+        """An argument's value in a command's registers; entry and status as the core reads them,
+        {high word, low word} (dfx_core_flat's a_entry and a_status)."""
+        def word(n):
+            a = next(a for a in self.args if a.name == n)
+            return int.from_bytes(regs[a.offset: a.offset + a.bits // 8], "little")
+        return word(name) | (word(kernel.WIDE[name]) << 32 if name in kernel.WIDE else 0)
 
     def submit(self, card: int, regs: bytes) -> Command:
         for a in self.args:
@@ -172,9 +176,10 @@ class StandinCards:
             bad = e.core if e.core is not None else 0
             for j in range(self.n):
                 if j == bad:
-                    pc = e.pc or 0
-                    instr = self.app.cores[j].hbm.read(entries[j] + pc * isa.INSTR_BYTES, isa.INSTR_BYTES,
-                                                       count=False).tobytes()
+                    pc, hbm = e.pc or 0, self.app.cores[j].hbm
+                    at = entries[j] + pc * isa.INSTR_BYTES
+                    instr = (hbm.read(at, isa.INSTR_BYTES, count=False).tobytes()
+                             if at + isa.INSTR_BYTES <= hbm.capacity else bytes(isa.INSTR_BYTES))
                     code = kernel.STATUS_CODE[ERROR_CODE.get(type(e).__name__, "illegal_instruction")]
                     records[j] = kernel.build_status(code=code, core=j, pc=pc, instr=instr)
                 else:
