@@ -67,11 +67,18 @@ def test_traffic_equals_simulator(target, fpgas):
         assert c.cycles >= max(c.hbm_bytes) / model.r.hbm_bpc
 
 
-def test_u280_design_changes_keep_results():
-    """u280 differs from u280-dfx in lanes, port width and scheduling: same logits, bit for bit."""
+def test_u280_design_changes_keep_results(tmp_path):
+    """u280 differs from u280-dfx in its ring word and scheduling, and u280 as it was until 0c7ed0b
+    (32 lanes, 1024-bit ports) in lanes and port width: same logits, bit for bit."""
     cfg = GPT2Config(n_layer=2, n_embd=128, n_head=2, vocab_size=128, n_positions=64, name="small")
+    src = (TARGET_DIR / "u280.toml").read_text()
+    wide = (src.replace('name = "u280"', 'name = "u280-32-lanes"', 1).replace("lanes = 16  ", "lanes = 32  ", 1)
+            .replace("port_bits = 512           # one AXI port per pseudo-channel", "port_bits = 1024  #", 1))
+    (tmp_path / "u280-32-lanes.toml").write_text(wide)
+    t = load_target_file(tmp_path / "u280-32-lanes.toml")
+    assert (t.matrix.lanes, t.hbm.port_bits) == (32, 1024)
     out = {}
-    for target in ("u280-dfx", "u280"):
+    for target in ("u280-dfx", "u280", str(tmp_path / "u280-32-lanes.toml")):
         s = load_sim(compiled(target, 1, cfg))
         ids = [1, 2, 3, 4, 5, 6, 7]
         logits = []
@@ -80,7 +87,7 @@ def test_u280_design_changes_keep_results():
             r = s.plans[0].regions["io.logits"]
             logits.append(bytes(s._sim.cores[0].hbm.read(r.addr, cfg.vocab_size * 2, count=False)))
         out[target] = logits
-    assert out["u280"] == out["u280-dfx"]
+    assert out["u280"] == out["u280-dfx"] == out[str(tmp_path / "u280-32-lanes.toml")]
     assert any(b != 0 for b in out["u280"][1])
 
 
