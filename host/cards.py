@@ -64,15 +64,14 @@ from dfx.errors import DeviceTimeout, DfxError
 from dfx.host import hal
 from dfx.host.xclbin import check_identity
 
+# runs and handles still in flight when their device closed: referenced until the process ends,
+# since destroying an xrt::run in flight aborts the process
+_IN_FLIGHT: list = []
 
 
 def c_int(word: int) -> int:
     """A 32-bit argument word as the C int pyxrt's run.set_arg(int, int&) takes: the same 4 bytes."""
     return word - (1 << 32) if word >> 31 else word
-
-# runs and handles still in flight when their device closed: referenced until the process ends,
-# since destroying an xrt::run in flight aborts the process
-_IN_FLIGHT: list = []
 
 
 class CardDevice(hal.Device):
