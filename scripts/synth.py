@@ -2,7 +2,7 @@
 """Synthesizability check and resource estimate of the dfx core (dfx_core_flat) with Yosys.
 
     python scripts/synth.py [--target tiny|u280-dfx|u280] [--json] [--no-uram] [--run FROM:TO]
-                            [--blackbox MODULE ...] [--out DIR] [--reuse]
+                            [--blackbox MODULE ...] [--out DIR] [--reuse] [--slr]
 
 Runs Yosys's `synth_xilinx -family xcup -noiopad -uram` (UltraScale+; the on-chip buffer is meant
 for UltraRAM) on the core's sources (dfx.hw.rtl_sources()) with top dfx_core_flat and the target's parameters
@@ -12,6 +12,11 @@ keeping the hierarchy, and prints per block: LUT (with LUTRAM + SRL), FF, DSP48E
 totals and beside DFX's published utilisation; the latches Yosys inferred (an integer loop variable
 of a combinational always block is harmless, any other latch is a bug); ERROR / unsupported lines.
 Exit status 0 when Yosys ran and found no problem, 2 when it ran and found one, 1 on bad input.
+
+--slr adds a per-SLR budget: the core's blocks shared out over the U280's three SLRs by the plan
+dfx.hw.vitis.SLR_PLAN (which the floorplan Tcl of `make xclbin` hands to Vivado's placer), each
+SLR's sums against a third of the device. `--reuse --slr` prints it from the last run without
+running Yosys again.
 
 These are Yosys's figures, not Vivado's: an estimate (no timing, no Vivado optimisation; Yosys
 makes ROMs with asynchronous reads into LUT multiplexers). Outputs go to build/synth/<target>/:
@@ -37,6 +42,7 @@ import time
 from pathlib import Path
 
 from dfx import hw
+from dfx.hw import vitis
 
 ROOT = Path(__file__).resolve().parents[1]
 TOP = "dfx_core_flat"
@@ -69,6 +75,7 @@ LABELS = {
     "dfx_hbm_rd": "HBM read engine",
     "dfx_hbm_wr": "HBM write engine",
     "dfx_dma": "DMA",
+    "dfx_ddr": "DDR port",
     "dfx_mpu_path": "MPU path",
     "dfx_mpu": "MPU",
     "dfx_vpu_path": "VPU path",
@@ -81,6 +88,46 @@ PROBLEM_RE = re.compile(r"^ERROR|\bERROR:|unsupported|logic loop|conflicting dri
                         r"|is used but has no driver|Found and reported [1-9]\d* problems", re.I)
 LATCH_RE = re.compile(r"^Latch inferred for signal `(?P<mod>.+?)\.(?P<sig>\\\S+?)' from process `[^`']*?\$proc\$"
                       r"(?P<src>[^:]+):(?P<line>\d+)")
+
+# Per-SLR budget: the plan is dfx.hw.vitis's (SLR_PLAN, MPU_LANE_SHARE), which its floorplan_tcl
+# also writes for Vivado; one SLR is taken as a third of the U280.
+SLRS, SLR_PLAN, MPU_LANE_SHARE = vitis.SLRS, vitis.SLR_PLAN, vitis.MPU_LANE_SHARE
+mpu_lanes_per_slr = vitis.mpu_lanes_per_slr
+
+
+def slr_budget(res: dict) -> list[dict]:
+    """Per SLR: the blocks placed there (name, share) and the sums of their resources, with each
+    sum's percentage of a third of the U280. Raises SynthError for a block the plan does not place."""
+    lanes = res["params"]["LANES"]
+    mpu = mpu_lanes_per_slr(lanes)
+    out = [{"slr": i, "blocks": [], **dict.fromkeys(KEYS, 0.0)} for i in range(SLRS)]
+    for r in (r for r in res["blocks"] if r["level"] == 1):
+        m = r["module"]
+        share = tuple(n / lanes for n in mpu) if m == "dfx_mpu_path" else SLR_PLAN.get(m)
+        if share is None:
+            raise SynthError(f"the SLR plan (dfx.hw.vitis.SLR_PLAN) does not place block {m}")
+        for i, f in enumerate(share):
+            if f:
+                out[i]["blocks"].append((m, f))
+                for k in KEYS:
+                    out[i][k] += f * r[k]
+    for o in out:
+        o["percent"] = {k: round(100.0 * o[k] * SLRS / U280[k], 1) for k in U280}
+    return out
+
+
+def slr_report(res: dict) -> str:
+    mpu = mpu_lanes_per_slr(res["params"]["LANES"])
+    rows = ["", f"per-SLR budget (a plan: SLR_PLAN, MPU lanes {'/'.join(map(str, mpu))}; one SLR taken as a third "
+            f"of the U280: {', '.join(f'{k} {_fmt(U280[k] / SLRS, 0)}' for k in U280)}):"]
+    for o in slr_budget(res):
+        what = ", ".join(("instruction queue" if m == "dfx_fifo" else LABELS.get(m, m).split(":")[0]) + (f" x{f:g}" if f != 1 and m != "dfx_mpu_path" else "")
+                         + (f" ({mpu[o['slr']]} lanes)" if m == "dfx_mpu_path" else "") for m, f in o["blocks"])
+        rows.append(f"  SLR{o['slr']}: " + ", ".join(f"{k} {_fmt(round(o[k] * 2) / 2, 0)} ({o['percent'][k]:.0f} %)"
+                                                    for k in U280))
+        rows.append(f"        {what}")
+    return "\n".join(rows)
+
 
 class SynthError(Exception):
     """A one-line reason the synthesis could not run."""
@@ -481,6 +528,7 @@ def main(argv=None) -> int:
                     help="re-read the last run's log and statistics if its Yosys script is the same")
     ap.add_argument("--timeout", type=float, help="give up after this many seconds")
     ap.add_argument("--yosys", help="the yosys executable (default: yosys on PATH)")
+    ap.add_argument("--slr", action="store_true", help="add the per-SLR budget (SLR_PLAN) to the report")
     a = ap.parse_args(argv)
     try:
         if a.run and not re.fullmatch(r"[\w]*:[\w]*", a.run):
@@ -494,7 +542,13 @@ def main(argv=None) -> int:
     except SynthError as e:
         print(f"synth.py: error: {e}", file=sys.stderr)
         return 1
-    print(json.dumps(res, indent=1) if a.json else report(res))
+    if a.slr and res["total"]:
+        try:
+            res["slr_budget"] = slr_budget(res)
+        except SynthError as e:
+            print(f"synth.py: error: {e}", file=sys.stderr)
+            return 1
+    print(json.dumps(res, indent=1) if a.json else report(res) + (slr_report(res) if a.slr and res["total"] else ""))
     return 2 if res["problems"] or res["latches_unexpected"] else 0
 
 

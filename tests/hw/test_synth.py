@@ -200,3 +200,27 @@ def test_fp_pipeline_stages_stay_flip_flops(tmp_path):
     assert ffs.get("FDRE") == 32 * 11 and not any(k.startswith("SRL") for k in ffs), ffs
     srl = _delay_cells(tmp_path, 0)
     assert sum(v for k, v in srl.items() if k.startswith("SRL")) == 32 and "FDRE" not in srl, srl
+
+
+@pytest.mark.slow
+@needs_yosys
+def test_slr_budget_places_the_whole_core_once(tiny):
+    """scripts/synth.py --slr: every block of the synthesized core is shared out over the three
+    SLRs, and the SLRs' sums are the whole core's totals."""
+    rows = synth.slr_budget(tiny)
+    for k in ("lut", "ff", "dsp", "bram36", "uram"):
+        assert sum(r[k] for r in rows) == pytest.approx(tiny["total"][k]), k
+    assert "SLR2" in synth.slr_report(tiny)
+
+
+def test_slr_plan_shares_lanes_and_refuses_an_unplaced_block():
+    assert synth.mpu_lanes_per_slr(16) == synth.MPU_LANE_SHARE
+    for lanes in (1, 2, 4, 8, 32):
+        assert sum(synth.mpu_lanes_per_slr(lanes)) == lanes
+    res = {"params": {"LANES": 16}, "blocks": [
+        {"level": 1, "module": "dfx_mpu_path", **dict.fromkeys(synth.KEYS, 160.0)},
+        {"level": 1, "module": "dfx_new_block", **dict.fromkeys(synth.KEYS, 1.0)}]}
+    with pytest.raises(synth.SynthError, match="does not place block dfx_new_block"):
+        synth.slr_budget(res)
+    res["blocks"].pop()
+    assert [r["lut"] for r in synth.slr_budget(res)] == [10.0 * n for n in synth.MPU_LANE_SHARE]

@@ -359,6 +359,8 @@ def test_make_xclbin_standin_links_the_bundle_with_aurora_and_stamps_the_keys(tm
     link = calls[3]
     assert link[1:5] == ["--link", "-t", "hw", "--platform"] and link[5] == load_target("u280").card
     assert link[link.index("--config") + 1] == f"{bundles[4]}/link.cfg"
+    assert link[link.index("--vivado.prop") + 1] == f"run.impl_1.STEPS.OPT_DESIGN.TCL.PRE={b}/floorplan.tcl"
+    assert (b / "floorplan.tcl").read_text() == vitis.floorplan_tcl("u280")
     assert link[-5:] == [str(b / "dfx_core.xo"), str(b / "dfx_ring_tx.xo"), str(b / "dfx_ring_rx.xo"),
                          str(aur / "aurora_flow_0.xo"), str(aur / "aurora_flow_1.xo")]
     assert calls[4][calls[4].index("--input") + 1] == link[link.index("-o") + 1]
@@ -389,3 +391,88 @@ def test_make_standin_refusals_and_the_one_card_emulation(tmp_path, bundles):
     assert r.returncode == 0, r.stdout + r.stderr
     r, _ = _make(tmp_path, "xclbin", TARGET="tiny", BUNDLE=bundles[1])
     assert r.returncode != 0 and "names no card" in r.stderr + r.stdout
+
+
+# ------------------------------------------------------------------ per-SLR floorplan
+def _module_text(name: str, target: str = "u280") -> str:
+    files = [hw.top_file(target)] if name == vitis.KERNEL else hw.rtl_sources()
+    for f in files:
+        text = f.read_text()
+        if re.search(rf"^\s*module\s+{name}\b", text, re.M):
+            return text
+    raise AssertionError(f"no module {name} in the sources")
+
+
+def test_floorplan_paths_are_the_rtl_hierarchy():
+    """Every instance and generate block the floorplan names is in the Verilog, under that name."""
+    for parent, inst, child in vitis.FLOORPLAN_PATH:
+        assert re.search(rf"\b{child}\b[^;]*?\)\s*{inst}\s*\(", _module_text(parent), re.S), (parent, inst, child)
+    for mod, label in vitis.FLOORPLAN_GENERATE:
+        assert re.search(rf"begin\s*:\s*{label}\b", _module_text(mod)), (mod, label)
+    placed = set(vitis.SLR_PLAN) | {"dfx_mpu_path"}
+    level1 = {child for parent, _inst, child in vitis.FLOORPLAN_PATH if parent == "dfx_core_flat"}
+    assert level1 | {"dfx_core_flat"} == placed
+
+
+_TCL_STANDIN = r"""
+# stand-ins for Vivado's get_cells / get_pblocks / add_cells_to_pblock over a list of cell names
+proc get_pblocks {name} { return $name }
+proc get_cells {args} {
+    global cells prims
+    set f [lindex $args end]
+    if {![regexp {NAME =~ "(.*)"} $f -> re]} { error "filter without NAME: $f" }
+    set pool [expr {[string match "*IS_PRIMITIVE*" $f] ? $prims : $cells}]
+    set out {}
+    foreach c $pool { if {[regexp -- $re $c]} { lappend out $c } }
+    return $out
+}
+proc add_cells_to_pblock {pb cs} { foreach c $cs { puts "PLACED $pb $c" } }
+"""
+
+
+@pytest.mark.skipif(shutil.which("tclsh") is None, reason="needs tclsh")
+@pytest.mark.parametrize("target", ["u280-dfx", "u280"])
+def test_floorplan_tcl_standin_places_each_block_by_the_plan(tmp_path, target):
+    """The floorplan Tcl, run by tclsh against stand-ins of Vivado's cell queries over the names
+    Vivado gives dfx_core's hierarchy (generate blocks as `label[i].`), puts every MPU lane, buffer
+    bank and block in its SLR's pblock, once; Vivado itself is not run here."""
+    t = load_target(target)
+    pre = "level0_i/ulp/dfx_core_1/inst/u_core"
+    prims = [f"{pre}/cs_reg[0]", f"{pre}/g_ptr[3].ptr_reg[7]"]
+    cells = [f"{pre}/u_rd", f"{pre}/u_rd/q_reg", f"{pre}/u_wr", f"{pre}/u_dma", f"{pre}/u_iq", f"{pre}/g_ddr.u_ddr",
+             f"{pre}/u_vpu", f"{pre}/u_net", f"{pre}/u_mpu", f"{pre}/u_mpu/u_mpu", f"{pre}/u_mpu/u_mpu/v_reg",
+             f"{pre}/u_vbuf", *prims]
+    cells += [f"{pre}/u_vbuf/g_bank[{b}].mem_reg" for b in range(64)] + [f"{pre}/u_vbuf/g_rot[3].r_reg"]
+    cells += [c for j in range(t.matrix.lanes) for c in
+              (f"{pre}/u_mpu/u_mpu/g_lane[{j}].u_tree", f"{pre}/u_mpu/u_mpu/g_lane[{j}].u_tree/x_reg",
+               f"{pre}/u_mpu/u_mpu/g_lane[{j}].acc_reg[31]")]
+    script = tmp_path / "run.tcl"
+    script.write_text(_TCL_STANDIN + f"set cells {{{' '.join(cells)}}}\nset prims {{{' '.join(prims)}}}\n"
+                      + vitis.xo_files(target)["floorplan.tcl"])
+    r = subprocess.run(["tclsh", str(script)], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stdout + r.stderr
+    placed = [ln.split()[1:] for ln in r.stdout.splitlines() if ln.startswith("PLACED ")]
+    where = {c: pb for pb, c in placed}
+    assert len(where) == len(placed), "a cell went into two pblocks"
+    slr = {c: int(pb.removeprefix("pblock_dynamic_SLR")) for c, pb in where.items()}
+    lanes = vitis.mpu_lanes_per_slr(t.matrix.lanes)
+    want_lane = [i for i, n in enumerate(lanes) for _ in range(n)]
+    for j in range(t.matrix.lanes):
+        assert slr[f"{pre}/u_mpu/u_mpu/g_lane[{j}].u_tree"] == slr[f"{pre}/u_mpu/u_mpu/g_lane[{j}].acc_reg[31]"] \
+            == want_lane[j]
+        assert f"{pre}/u_mpu/u_mpu/g_lane[{j}].u_tree/x_reg" not in slr  # inside a placed cell: it follows it
+    assert [slr[f"{pre}/u_vbuf/g_bank[{b}].mem_reg"] for b in range(4)] == [0, 1, 0, 1]
+    assert all(f"{pre}/u_vbuf/g_bank[{b}].mem_reg" in slr for b in range(64))
+    assert {slr[f"{pre}/{b}"] for b in ("u_rd", "u_wr", "u_dma", "u_iq", "g_ddr.u_ddr")} == {0}
+    assert (slr[f"{pre}/u_vpu"], slr[f"{pre}/u_net"]) == (1, 2)
+    assert all(slr[p] == 0 for p in prims)  # the controller's own cells
+    for free in ("u_mpu", "u_mpu/u_mpu", "u_mpu/u_mpu/v_reg", "u_vbuf", "u_vbuf/g_rot[3].r_reg"):
+        assert f"{pre}/{free}" not in slr, free
+    # a block the netlist does not have stops the run with its pattern
+    script.write_text(script.read_text().replace("g_ddr.u_ddr ", "g_ddr.u_ddr_renamed ", 1))
+    r = subprocess.run(["tclsh", str(script)], capture_output=True, text=True, timeout=60)
+    assert r.returncode != 0 and "dfx floorplan: no cell matches" in r.stderr and "u_ddr" in r.stderr
+
+
+def test_floorplan_only_for_a_card_with_slrs():
+    assert "floorplan.tcl" in vitis.xo_files("u280") and "floorplan.tcl" not in vitis.xo_files("tiny")
