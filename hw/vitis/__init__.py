@@ -456,7 +456,7 @@ SLR_PLAN = {  # level-1 block of dfx_core_flat (Verilog module) -> its share in 
     "dfx_dma": (1, 0, 0), "dfx_ddr": (1, 0, 0), "dfx_vbuf": (0.5, 0.5, 0), "dfx_vpu_path": (0, 1, 0),
     "dfx_net": (0, 0, 1),
 }
-MPU_LANE_SHARE = (5, 3, 8)  # MPU lanes per SLR, in sixteenths of the lanes (u280 targets: 16 lanes)
+MPU_LANE_SHARE = (5, 2, 9)  # MPU lanes per SLR, in sixteenths (u280 targets: 16 lanes): balances the Yosys LUTs
 # Where each block sits under the kernel's top (hw/gen/<target>/dfx_core.v), as instance names;
 # tests/hw/test_vitis.py checks every step against the Verilog.
 FLOORPLAN_PATH = (("dfx_core", "u_core", "dfx_core_flat"), ("dfx_core_flat", "u_rd", "dfx_hbm_rd"),
