@@ -118,12 +118,12 @@ def test_stat_json_of_yosys_023_reads(tmp_path):
 
 
 def test_latch_classification():
-    log = ("Latch inferred for signal `\\dfx_f32_add_c.\\i' from process "
-           "`\\dfx_f32_add_c.$proc$hw/rtl/dfx_f32_add_c.v:35$5303': $auto$proc_dlatch.cc:427\n"
+    log = ("Latch inferred for signal `\\dfx_i2f.\\k' from process "
+           "`\\dfx_i2f.$proc$hw/rtl/fp/dfx_i2f.v:14$5303': $auto$proc_dlatch.cc:427\n"
            "Latch inferred for signal `$paramod$ab\\dfx_mpu.\\acc' from process "
            "`$paramod$ab\\dfx_mpu.$proc$hw/rtl/dfx_mpu.v:99$1': $auto$proc_dlatch.cc:427\n")
     r = synth.parse_log(log, synth.module_sources())
-    assert [x["signal"] for x in r["latches_harmless"]] == ["i"]
+    assert [x["signal"] for x in r["latches_harmless"]] == ["k"]
     assert [(x["module"], x["signal"]) for x in r["latches_unexpected"]] == [("dfx_mpu", "acc")]
 
 
