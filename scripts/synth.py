@@ -89,40 +89,39 @@ PROBLEM_RE = re.compile(r"^ERROR|\bERROR:|unsupported|logic loop|conflicting dri
 LATCH_RE = re.compile(r"^Latch inferred for signal `(?P<mod>.+?)\.(?P<sig>\\\S+?)' from process `[^`']*?\$proc\$"
                       r"(?P<src>[^:]+):(?P<line>\d+)")
 
-# Per-SLR budget: the plan is dfx.hw.vitis's (SLR_PLAN, MPU_LANE_SHARE), which its floorplan_tcl
-# also writes for Vivado; one SLR is taken as a third of the U280.
-SLRS, SLR_PLAN, MPU_LANE_SHARE = vitis.SLRS, vitis.SLR_PLAN, vitis.MPU_LANE_SHARE
-mpu_lanes_per_slr = vitis.mpu_lanes_per_slr
-
-
 def slr_budget(res: dict) -> list[dict]:
-    """Per SLR: the blocks placed there (name, share) and the sums of their resources, with each
-    sum's percentage of a third of the U280. Raises SynthError for a block the plan does not place."""
+    """Per SLR, by the plan of dfx.hw.vitis (SLR_PLAN, mpu_lanes_per_slr; floorplan_tcl writes the
+    same plan for Vivado): the blocks placed there (module, short label, share) and the sums of their
+    resources, with each sum's percentage of a third of the U280. Raises SynthError for a block the
+    plan does not place."""
     lanes = res["params"]["LANES"]
-    mpu = mpu_lanes_per_slr(lanes)
-    out = [{"slr": i, "blocks": [], **dict.fromkeys(KEYS, 0.0)} for i in range(SLRS)]
+    mpu = vitis.mpu_lanes_per_slr(lanes)
+    out = [{"slr": i, "blocks": [], **dict.fromkeys(KEYS, 0.0)} for i in range(vitis.SLRS)]
     for r in (r for r in res["blocks"] if r["level"] == 1):
         m = r["module"]
-        share = tuple(n / lanes for n in mpu) if m == "dfx_mpu_path" else SLR_PLAN.get(m)
+        share = tuple(n / lanes for n in mpu) if m == "dfx_mpu_path" else vitis.SLR_PLAN.get(m)
         if share is None:
             raise SynthError(f"the SLR plan (dfx.hw.vitis.SLR_PLAN) does not place block {m}")
+        label = r["block"].rsplit(" (", 1)[0].split(":")[0]  # Hierarchy.rows' label without the module
         for i, f in enumerate(share):
             if f:
-                out[i]["blocks"].append((m, f))
+                out[i]["blocks"].append((m, label, f))
                 for k in KEYS:
                     out[i][k] += f * r[k]
     for o in out:
-        o["percent"] = {k: round(100.0 * o[k] * SLRS / U280[k], 1) for k in U280}
+        o["percent"] = {k: round(100.0 * o[k] * vitis.SLRS / U280[k], 1) for k in U280}
     return out
 
 
-def slr_report(res: dict) -> str:
-    mpu = mpu_lanes_per_slr(res["params"]["LANES"])
-    rows = ["", f"per-SLR budget (a plan: SLR_PLAN, MPU lanes {'/'.join(map(str, mpu))}; one SLR taken as a third "
-            f"of the U280: {', '.join(f'{k} {_fmt(U280[k] / SLRS, 0)}' for k in U280)}):"]
-    for o in slr_budget(res):
-        what = ", ".join(("instruction queue" if m == "dfx_fifo" else LABELS.get(m, m).split(":")[0]) + (f" x{f:g}" if f != 1 and m != "dfx_mpu_path" else "")
-                         + (f" ({mpu[o['slr']]} lanes)" if m == "dfx_mpu_path" else "") for m, f in o["blocks"])
+def slr_report(res: dict, budget: list[dict]) -> str:
+    """The per-SLR budget (slr_budget's result for res) as text."""
+    mpu = vitis.mpu_lanes_per_slr(res["params"]["LANES"])
+    third = ", ".join(f"{k} {_fmt(U280[k] / vitis.SLRS, 0)}" for k in U280)
+    rows = ["", f"per-SLR budget (a plan: SLR_PLAN, MPU lanes {'/'.join(map(str, mpu))}; one SLR taken as a "
+            f"third of the U280: {third}):"]
+    for o in budget:
+        what = ", ".join(f"{label} ({mpu[o['slr']]} lanes)" if m == "dfx_mpu_path"
+                         else label + (f" x{f:g}" if f != 1 else "") for m, label, f in o["blocks"])
         rows.append(f"  SLR{o['slr']}: " + ", ".join(f"{k} {_fmt(round(o[k] * 2) / 2, 0)} ({o['percent'][k]:.0f} %)"
                                                     for k in U280))
         rows.append(f"        {what}")
@@ -548,7 +547,8 @@ def main(argv=None) -> int:
         except SynthError as e:
             print(f"synth.py: error: {e}", file=sys.stderr)
             return 1
-    print(json.dumps(res, indent=1) if a.json else report(res) + (slr_report(res) if a.slr and res["total"] else ""))
+    print(json.dumps(res, indent=1) if a.json
+          else report(res) + (slr_report(res, res["slr_budget"]) if "slr_budget" in res else ""))
     return 2 if res["problems"] or res["latches_unexpected"] else 0
 
 

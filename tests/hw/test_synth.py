@@ -18,6 +18,8 @@ from pathlib import Path
 
 import pytest
 
+from dfx.hw import vitis
+
 ROOT = Path(__file__).resolve().parents[2]
 _spec = importlib.util.spec_from_file_location("dfx_scripts_synth", ROOT / "scripts" / "synth.py")
 synth = importlib.util.module_from_spec(_spec)
@@ -210,17 +212,18 @@ def test_slr_budget_places_the_whole_core_once(tiny):
     rows = synth.slr_budget(tiny)
     for k in ("lut", "ff", "dsp", "bram36", "uram"):
         assert sum(r[k] for r in rows) == pytest.approx(tiny["total"][k]), k
-    assert "SLR2" in synth.slr_report(tiny)
+    assert "SLR2" in synth.slr_report(tiny, rows)
 
 
 def test_slr_plan_shares_lanes_and_refuses_an_unplaced_block():
-    assert synth.mpu_lanes_per_slr(16) == synth.MPU_LANE_SHARE
+    assert vitis.mpu_lanes_per_slr(16) == vitis.MPU_LANE_SHARE
     for lanes in (1, 2, 4, 8, 32):
-        assert sum(synth.mpu_lanes_per_slr(lanes)) == lanes
+        assert sum(vitis.mpu_lanes_per_slr(lanes)) == lanes
     res = {"params": {"LANES": 16}, "blocks": [
-        {"level": 1, "module": "dfx_mpu_path", **dict.fromkeys(synth.KEYS, 160.0)},
-        {"level": 1, "module": "dfx_new_block", **dict.fromkeys(synth.KEYS, 1.0)}]}
+        {"level": 1, "module": "dfx_mpu_path", "block": "MPU path (dfx_mpu_path)",
+         **dict.fromkeys(synth.KEYS, 160.0)},
+        {"level": 1, "module": "dfx_new_block", "block": "dfx_new_block", **dict.fromkeys(synth.KEYS, 1.0)}]}
     with pytest.raises(synth.SynthError, match="does not place block dfx_new_block"):
         synth.slr_budget(res)
     res["blocks"].pop()
-    assert [r["lut"] for r in synth.slr_budget(res)] == [10.0 * n for n in synth.MPU_LANE_SHARE]
+    assert [r["lut"] for r in synth.slr_budget(res)] == [10.0 * n for n in vitis.MPU_LANE_SHARE]
