@@ -79,6 +79,7 @@ class Buffers:
     max_rows: int
     instr_fifo: int  # instructions fetched ahead of issue (RTL IQ_DEPTH)
     unit_queue: int  # slots of each of the three unit queues (RTL UQ, a power of two)
+    read_queue: int  # read requests the HBM read engine holds, so keeps in flight (RTL RD_QD, a power of two)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -237,6 +238,9 @@ def _check(path: Path, t: Target) -> None:
     uq = t.buffers.unit_queue
     if uq < 2 or uq & (uq - 1):
         bad("buffers.unit_queue", f"must be a power of two, at least 2, got {uq}")
+    rq = t.buffers.read_queue
+    if rq < 2 or rq & (rq - 1):
+        bad("buffers.read_queue", f"must be a power of two, at least 2, got {rq}")
     if t.buffers.instr_fifo < 2 or t.buffers.instr_fifo & (t.buffers.instr_fifo - 1):
         bad("buffers.instr_fifo", f"must be a power of two, at least 2, got {t.buffers.instr_fifo}")
     for f in ("hbm_latency_cycles", "ddr_latency_cycles", "call_overhead_us"):

@@ -184,7 +184,8 @@ def core_params(t: Target) -> dict[str, int]:
         "HAS_DDR": int(t.ddr.present), "DDR_BITS": t.ddr.port_bits or 512,
         "DDR_BYTES_LOG2": max(1, t.ddr.bytes.bit_length() - 1),
         "VBUF_WORDS": t.buffers.vbuf_words, "RING_WORDS": t.ring.words_per_cycle,
-        "IQ_DEPTH": t.buffers.instr_fifo, "UQ": t.buffers.unit_queue, "CTRL_AW": ctrl.bit_length() - 1,
+        "IQ_DEPTH": t.buffers.instr_fifo, "UQ": t.buffers.unit_queue,
+        "RD_QD": t.buffers.read_queue, "CTRL_AW": ctrl.bit_length() - 1,
     }
 
 

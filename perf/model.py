@@ -15,7 +15,7 @@ unit starts it and the cycle it retires, as the RTL's retire trace reports them
   arch/isa.py over one hull per space of what it reads and writes, dfx_core_flat.v "ranges");
   it leaves when its unit is done. BARRIER and END wait for the queues they name to drain.
 * units: Costs (below): VPU beats + pipeline; MPU weight tiles streamed once per input row in
-  requests the read engine keeps 4 of in flight; DMA row by row, a full HBM read latency per
+  requests the read engine keeps ``buffers.read_queue`` of in flight; DMA row by row, a full HBM read latency per
   row; the router's words and steps. HBM sustains min(1, channel GB/s x efficiency / port bytes
   per cycle) beats per cycle per channel (the testbench's memories: one).
 * buffer ports: the running compute unit has priority on the buffer's ports (dfx_core_flat.v
@@ -121,9 +121,11 @@ class Costs:
     * a VPU instruction: its beats + its op's exit depth (dfx_vpu.v exit_of: the op's pipeline +
       the output register) + 4 (S_CHECK, the feeder's address cycle, the writer, done).
     * a matrix product: 5 + rt + LAT (three control states, the first tile's request, the MPU
-      pipeline, the writer) + its weight stream. The stream goes in requests of at most 16 tiles
-      (CHUNK) for one output row's k-tiles; the read engine keeps 4 requests (QD) in flight, so a
-      request of n tiles takes max(n / rho, (rt - 1 + n) / 4) cycles: few k-tiles are bound by
+      pipeline, the writer; LAT includes the GELU pipeline only for products with gelu) + its
+      weight stream. The stream goes in requests of at most 16 tiles
+      (CHUNK) for one output row's k-tiles; the read engine keeps QD (``buffers.read_queue``)
+      requests in flight and each channel takes a request and issues its burst in 2 cycles, so a
+      request of n tiles takes max(n / rho, (rt - 1 + n) / QD, 2) cycles: few k-tiles are bound by
       requests. rho = the tile rate HBM sustains (1 in the testbench's memories).
     * the DMA: row by row (dfx_dma.v). load 4 + per row (rt + 3 + beats); store 6 + per row
       (5 + beats); kvstore of K 6 + per segment (a row's W words: 5 + beats); kvstore of V
@@ -140,18 +142,27 @@ class Costs:
     iq: int
     uq: int
     vpu_exit: dict  # ISA vector op -> dfx_vpu.v exit_of (cycles from a beat in to its result out)
-    mpu_lat: int
+    mpu_lat: int  # dfx_mpu.v LAT - GL: a product without gelu
+    mpu_gelu: int  # GL: the GELU pipeline, which only products with gelu go through
     rho: float  # weight tiles per cycle HBM sustains (<= 1)
     beat_rate: float  # DMA beats per cycle (<= 1)
     ddr_beat_rate: float
     status_beats: int
     ring_words: int
+    qd: int  # read requests in flight (dfx_hbm_rd.v QD = the target's buffers.read_queue)
+    free: frozenset = frozenset()  # what-if bounds (FREE), never the core: parts that cost 1 cycle
 
+    FREE = ("vector", "dma", "fill", "sync")  # VPU ops, DMA ops, products' pipeline fills, ring ops
     CHUNK = 16  # dfx_mpu_path.v: tiles per read request
-    QD = 4  # dfx_hbm_rd.v: requests in flight
+    REQ_CYCLES = 2  # dfx_hbm_rd.v: a channel pops a request, then issues its burst (one, up to MAXB beats)
 
     @classmethod
-    def of(cls, t: Target) -> "Costs":
+    def of(cls, t: Target, free=()) -> "Costs":
+        """free: parts of FREE taken to cost one cycle, for bounds on what a design change could
+        gain (scripts/bench_perf.py); the core's costs have none."""
+        bad = set(free) - set(cls.FREE)
+        if bad:
+            raise PerfError(f"unknown free parts {sorted(bad)}; known: {', '.join(cls.FREE)}")
         m = t.matrix
         mul, add = m.mul_latency, m.add_latency
         V, W = t.vector.width, m.width
@@ -160,36 +171,43 @@ class Costs:
                  "vexp": 3 * add + 2 * mul + 2, "vrecip": t.vector.recip_latency + 1,
                  "vrsqrt": t.vector.rsqrt_latency + 1, "vsum": red, "vsumsq": red, "vrmax": red}
         d_acc = mul + _log2(W) * add
-        mlat = (d_acc + 1 + add + mul + 1) + (3 * add + 2 * mul + 1) + 1
+        gl = 3 * add + 2 * mul + 1
+        mlat = (d_acc + 1 + add + mul + 1) + 1
         pb = t.port_bytes
         r = Rates.of(t)
         rho = r.channel_bpc / pb  # the channel rate is capped at one port beat per cycle
         beat = min(1.0, r.hbm_bpc / pb)
         ddr = min(1.0, r.ddr_bpc / pb) if t.ddr.present else 1.0
         return cls(rt=t.perf.hbm_latency_cycles + 5, rt_ddr=t.perf.ddr_latency_cycles + 5,
-                   bpi=max(1, 64 // pb), iq=t.buffers.instr_fifo, uq=t.buffers.unit_queue, vpu_exit=vexit, mpu_lat=mlat,
+                   bpi=max(1, 64 // pb), iq=t.buffers.instr_fifo, uq=t.buffers.unit_queue, vpu_exit=vexit, mpu_lat=mlat, mpu_gelu=gl,
                    rho=rho, beat_rate=beat, ddr_beat_rate=ddr,
-                   status_beats=-(-kernel.STATUS_BYTES // pb), ring_words=t.ring.words_per_cycle)
+                   status_beats=-(-kernel.STATUS_BYTES // pb), ring_words=t.ring.words_per_cycle,
+                   qd=t.buffers.read_queue, free=frozenset(free))
 
     # ---- unit durations: the unit's start pulse to its retirement
     def vpu(self, name: str, rows: int, cols: int, V: int) -> int:
+        if "vector" in self.free:
+            return 1
         if rows == 0 or cols == 0:
             return 3
         return rows * -(-cols // V) + self.vpu_exit[name] + 4
 
-    def mpu(self, name: str, B: int, M: int, KT: int, NT: int, npad_extra: bool) -> float:
+    def mpu(self, name: str, B: int, M: int, KT: int, NT: int, npad_extra: bool, gelu: bool = False) -> float:
         if M == 0 or KT == 0 or NT == 0:
             return 4
         full, rest = divmod(KT, self.CHUNK)
         per_row = full * self._req(self.CHUNK) + (self._req(rest) if rest else 0)
         tail = (1 if name in ("maskedmm", "lmhead") else 0) + (1 if npad_extra else 0)
-        return 5 + self.rt + self.mpu_lat + B * M * NT * per_row + tail
+        fill = 1 if "fill" in self.free else 5 + self.rt + self.mpu_lat + (self.mpu_gelu if gelu else 0)
+        return fill + B * M * NT * per_row + tail
 
     def _req(self, n: int) -> float:
-        return max(n / self.rho, (self.rt - 1 + n) / self.QD)
+        return max(n / self.rho, (self.rt - 1 + n) / self.qd, self.REQ_CYCLES)
 
     def dma_rows(self, name: str, rows: int, beats: int, ddr: bool) -> float:
         """load / store / embed of `rows` rows of `beats` beats each."""
+        if "dma" in self.free:
+            return 1
         if rows == 0 or beats == 0:
             return 4
         rt = self.rt_ddr if ddr else self.rt
@@ -201,12 +219,16 @@ class Costs:
         return 13 + rows * (self.rt + rt + 5 + xfer)  # embed: the id in HBM, then its row
 
     def kvstore(self, segs: int, beats: int) -> float:
+        if "dma" in self.free:
+            return 1
         if segs == 0:
             return 4
         return 6 + segs * 5 + beats / self.beat_rate
 
     def kvstore_tr(self, words: int) -> float:
         """V's transposed store (dfx_dma.v S_VT): one buffer read and one one-word write per cycle."""
+        if "dma" in self.free:
+            return 1
         return 9 + words if words else 4
 
 
@@ -345,7 +367,7 @@ class _Core:
             N = cn["n"]
             KT, NT = ktiles(cn["k"], W), ntiles(N, L)
             pad = name == "maskedmm" and -(-N // W) * W > NT * L
-            return c.mpu(name, B, cn["m"], KT, NT, pad)
+            return c.mpu(name, B, cn["m"], KT, NT, pad, bool(ins.gelu))
         rows, cols = cn["rows"], cn["cols"]
         if name == "kvstore":
             if not rows or not cols:
@@ -410,13 +432,14 @@ def _clash(r1, w1, r2, w2) -> bool:
 class CycleModel:
     """The timing of N cores running their programs of one phase, joined by the ring."""
 
-    def __init__(self, target: Target, programs: dict, ring: str = "link"):
+    def __init__(self, target: Target, programs: dict, ring: str = "link", free=()):
         """programs: phase -> [list[Instr] per card]. ring: "link" (the target's links: its
         bandwidth and Target.hop_cycles) or "testbench" (hw/sim/dfx_ring_link.v: one ring
-        word per cycle, TB_HOP cycles per hop), for comparisons with the RTL."""
+        word per cycle, TB_HOP cycles per hop), for comparisons with the RTL. free: Costs.FREE
+        parts taken to cost one cycle (bounds, not the core)."""
         self.t = target
         self.r = Rates.of(target)
-        self.c = Costs.of(target)
+        self.c = Costs.of(target, free)
         self.programs = programs
         self.n = len(next(iter(programs.values())))
         self._cache = {}
@@ -457,6 +480,11 @@ class CycleModel:
                 raise PerfError(f"the cores' ring instructions do not match: {sorted(kinds)}")
             kind = kinds.pop()
             done = [0.0] * n
+            if "sync" in self.c.free:  # a bound: every ring instruction takes one cycle
+                for j in range(n):
+                    done[j] = pending[j][1] + 1
+                    pending[j] = self._advance(gens[j], done[j], results, j)
+                continue
             # dfx_net.v: S_IDLE, S_CHECK, S_STEP, then the engines; a step ends in S_WAIT when
             # both are idle. A message is a header word and then the words of its rows.
             if kind == "allgather":

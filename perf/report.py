@@ -72,10 +72,10 @@ def load_programs(model: str, fpgas: int | None = None, target: str = "u280", ma
 
 
 class Predictor:
-    def __init__(self, progs: Programs, exact: bool = False, samples: int = 9, ring: str = "link"):
+    def __init__(self, progs: Programs, exact: bool = False, samples: int = 9, ring: str = "link", free=()):
         self.p = progs
         self.t = progs.target
-        self.app = CycleModel(progs.target, progs.programs, ring=ring)
+        self.app = CycleModel(progs.target, progs.programs, ring=ring, free=free)
         self.exact = exact
         self.samples = max(2, samples)
 

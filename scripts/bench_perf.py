@@ -111,6 +111,28 @@ def main(argv=None) -> int:
                   f"{r['generation_ms_per_token']:.3f} | {100 * r['roofline_fraction']:.1f} % | "
                   f"{100 * eff * r['roofline_fraction']:.1f} % | {r['ttft_ms']:.1f} | "
                   f"{r['tokens_per_s']:.1f} |")
+
+    print("\n### u280: how far design changes could move decode (bounds, not the core)\n")
+    print("Each row makes the parts named cost one cycle per instruction (dfx.perf.model.Costs.FREE), or changes the")
+    print("kernel clock, and keeps everything else as modelled; ms/token and % of 460 GB/s.\n")
+    print("| change | gpt2-medium, 1 FPGA | dfx-1.5b, 4 FPGAs |")
+    print("|---|---|---|")
+    for label, free, mhz in (("as modelled", (), None),
+                             ("vector ops free", ("vector",), None),
+                             ("vector and DMA ops free", ("vector", "dma"), None),
+                             ("vector, DMA and product fills free", ("vector", "dma", "fill"), None),
+                             ("vector, DMA, fills and ring syncs free", ("vector", "dma", "fill", "sync"), None),
+                             ("kernel clock 250 MHz", (), 250.0),
+                             ("kernel clock 300 MHz", (), 300.0)):
+        cells = []
+        for model, n in (("gpt2-medium", 1), ("dfx-1.5b", 4)):
+            p = progs(model, n, "u280")
+            if mhz:
+                p = with_target(p, "clock", kernel_mhz=mhz)
+            r = Predictor(p, exact=False, free=free).predict(64, 64)
+            d = r["generation_ms_per_token"]
+            cells.append(f"{d:.3f} ({100 * eff * r['roofline_ms_per_token'] / d:.1f} %)")
+        print(f"| {label} | " + " | ".join(cells) + " |")
     print(f"\n({'every call evaluated' if exact else 'grid of positions'}; {time.time() - t0:.0f} s)")
     return 0
 

@@ -65,20 +65,24 @@ def modelled(bundle: Path, n_in: int, n_out: int, hbm_lat=None) -> dict:
     """dfx.perf.model.request_cycles on the bundle with the testbench's ring; with hbm_lat, on the
     bundle's target with perf.hbm_latency_cycles = hbm_lat (what the testbench's memories then
     answer with)."""
-    import dataclasses
-
     from dfx.perf.model import request_cycles
     from dfx.perf.report import load_programs
 
-    p = load_programs(str(bundle))
-    if hbm_lat is not None:
-        t = p.target
-        p = dataclasses.replace(p, target=dataclasses.replace(
-            t, perf=dataclasses.replace(t.perf, hbm_latency_cycles=hbm_lat)))
-    return request_cycles(p, n_in, n_out, ring="testbench", exact=True)
+    return request_cycles(with_hbm_lat(load_programs(str(bundle)), hbm_lat), n_in, n_out, ring="testbench", exact=True)
 
 
-def detail(bundle: Path, phase: str, prompt: list[int]) -> None:
+def with_hbm_lat(progs, hbm_lat):
+    """Programs on their target with perf.hbm_latency_cycles = hbm_lat (None: as they are)."""
+    import dataclasses
+
+    if hbm_lat is None:
+        return progs
+    t = progs.target
+    return dataclasses.replace(progs, target=dataclasses.replace(
+        t, perf=dataclasses.replace(t.perf, hbm_latency_cycles=hbm_lat)))
+
+
+def detail(bundle: Path, phase: str, prompt: list[int], hbm_lat=None) -> None:
     """One call of `phase` on card 0: the RTL's retire trace against the model, instruction by
     instruction (start and duration of every unit instruction)."""
     from dfx.arch.encoding import to_asm
@@ -86,7 +90,7 @@ def detail(bundle: Path, phase: str, prompt: list[int]) -> None:
     from dfx.perf.model import CycleModel
     from dfx.perf.report import load_programs
 
-    progs = load_programs(str(bundle))
+    progs = with_hbm_lat(load_programs(str(bundle)), hbm_lat)
     rows = progs.rows
     if phase == "summarization":
         ids, pos = prompt[:rows], 0
@@ -95,7 +99,8 @@ def detail(bundle: Path, phase: str, prompt: list[int]) -> None:
     cards = json.loads((bundle / "manifest.json").read_text())["cards"]
     with tempfile.TemporaryDirectory() as tmp:
         tr = Path(tmp) / "trace.txt"
-        s = Session(bundle, backend="rtl", hbm_bytes=max(c["hbm_bytes"] for c in cards), trace=str(tr))
+        s = Session(bundle, backend="rtl", hbm_bytes=max(c["hbm_bytes"] for c in cards), trace=str(tr),
+                    hbm_lat=hbm_lat)
         try:
             if phase == "generation":  # a KV cache to attend to, as in a real request
                 for b in range(0, len(prompt), rows):
@@ -186,7 +191,7 @@ def main(argv=None) -> int:
     if a.detail:
         d, layers, heads = a.shapes[0]
         print(f"\n{a.detail}, card 0 of {d}:{layers}:{heads} on N={a.cards[0]}:")
-        detail(tmp / f"b{d}-{layers}-{heads}-n{a.cards[0]}", a.detail, prompt)
+        detail(tmp / f"b{d}-{layers}-{heads}-n{a.cards[0]}", a.detail, prompt, a.hbm_lat)
     return 0
 
 

@@ -74,7 +74,7 @@ module dfx_tb #(
     parameter integer HBM_BITS = 128,
     parameter integer CH_BYTES_LOG2 = 28,
     parameter integer HAS_DDR = 0, DDR_BITS = 512, DDR_BYTES_LOG2 = 35,
-    parameter integer VBUF_WORDS = 1048576, RING_WORDS = 8, IQ_DEPTH = 8, UQ = 4,
+    parameter integer VBUF_WORDS = 1048576, RING_WORDS = 8, IQ_DEPTH = 8, UQ = 4, RD_QD = 4,
     parameter integer CTRL_AW = 8,
     parameter integer RING_TIMEOUT = 100000,
     parameter integer MEM_BEATS = 4096,      // beats of each HBM channel model
@@ -162,7 +162,7 @@ module dfx_tb #(
             .RECIP_LAT(RECIP_LAT), .RSQRT_LAT(RSQRT_LAT), .CH(CH), .HBM_BITS(HBM_BITS),
             .CH_BYTES_LOG2(CH_BYTES_LOG2), .HAS_DDR(HAS_DDR), .DDR_BITS(DDR_BITS),
             .DDR_BYTES_LOG2(DDR_BYTES_LOG2), .VBUF_WORDS(VBUF_WORDS), .RING_WORDS(RING_WORDS),
-            .IQ_DEPTH(IQ_DEPTH), .UQ(UQ), .CTRL_AW(CTRL_AW), .RING_TIMEOUT(RING_TIMEOUT)
+            .IQ_DEPTH(IQ_DEPTH), .UQ(UQ), .RD_QD(RD_QD), .CTRL_AW(CTRL_AW), .RING_TIMEOUT(RING_TIMEOUT)
         ) u_core (
             .ap_clk(clk), .ap_rst_n(rst_n), .interrupt(irq[gi]),
             .s_axi_control_awvalid(l_awvalid[gi]), .s_axi_control_awready(l_awready[gi]),

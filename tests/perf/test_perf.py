@@ -142,6 +142,55 @@ def test_latencies_come_from_the_target(tmp_path):
     assert b.cycles > a.cycles
 
 
+def test_attention_is_bound_by_the_read_queue(tmp_path):
+    """Attention's products ask for one or two k-tiles per request: with rt = 37 and 8 requests in
+    flight each takes about (rt - 1 + n) / 8 cycles, so halving the queue slows them, while the
+    one-row weight products (16 k-tiles per request) do not move."""
+    src = (TARGET_DIR / "u280.toml").read_text()
+    path = tmp_path / "q4.toml"
+    path.write_text(src.replace("read_queue = 8 ", "read_queue = 4 ", 1).replace('name = "u280"', 'name = "q4"'))
+    q4 = load_target_file(path)
+    assert q4.buffers.read_queue == 4
+    base = load_programs("gpt2", 1, "u280")
+    dur = {}
+    for t in (base.target, q4):
+        res = CycleModel(t, base.programs)._pass("generation", 1, 200, None)[0]
+        prog = base.programs["generation"][0]
+        dur[t.name] = {}
+        for pc, _u, s, e in res["retired"]:
+            dur[t.name].setdefault(prog[pc].op.name, e - s)
+    assert dur["q4"]["maskedmm"] > 1.5 * dur["u280"]["maskedmm"]
+    assert dur["q4"]["conv1d"] == dur["u280"]["conv1d"]
+
+
+def test_free_parts_bound_decode_from_below():
+    """Costs.FREE bounds (scripts/bench_perf.py): each part made free takes time off, all of them
+    leave the weight stream, and an unknown part is an error."""
+    from dfx.perf.model import Costs, PerfError
+
+    p = load_programs("gpt2", 2, "u280")
+    cycles = [CycleModel(p.target, p.programs, free=Costs.FREE[:k]).call("generation", 1, 64).cycles
+              for k in range(len(Costs.FREE) + 1)]
+    assert all(a > b for a, b in zip(cycles, cycles[1:])), cycles
+    with pytest.raises(PerfError, match="unknown free parts"):
+        Costs.of(p.target, ("mpu",))
+
+
+def test_layer_parameters_load_while_the_layer_before_runs():
+    """Each layer's LayerNorm parameters and biases go to one of two buffer slots by parity and
+    are loaded at the start of the layer before: no LayerNorm waits for its parameters (its vmul
+    by gamma starts after its load retires, before the product before it ends)."""
+    p = load_programs("gpt2-medium", 1, "u280")
+    prog = p.programs["generation"][0]
+    res = CycleModel(p.target, p.programs)._pass("generation", 1, 64, None)[0]
+    ret = {pc: (s, e) for pc, _u, s, e in res["retired"]}
+    loads = [pc for pc, ins in enumerate(prog) if ins.op.name == "load" and ins.rows == 4]
+    convs = [pc for pc, ins in enumerate(prog) if ins.op.name == "conv1d"]  # 4 per layer, FFN2 last
+    assert len(loads) == 24 and len(convs) == 4 * 24
+    for k in range(1, 24):  # layer k's parameters are in before layer k - 1's FFN2 product retires
+        assert ret[loads[k]][1] < ret[convs[4 * k - 1]][1], k
+
+
 def test_perf_section_is_validated(tmp_path):
     src = (TARGET_DIR / "tiny.toml").read_text()
     p = tmp_path / "t.toml"
@@ -150,6 +199,9 @@ def test_perf_section_is_validated(tmp_path):
         load_target_file(p)
     p.write_text(src.replace("unit_queue = 4", "unit_queue = 3"))
     with pytest.raises(TargetError, match=r"buffers\.unit_queue must be a power of two"):
+        load_target_file(p)
+    p.write_text(src.replace("read_queue = 8", "read_queue = 6"))
+    with pytest.raises(TargetError, match=r"buffers\.read_queue must be a power of two"):
         load_target_file(p)
     p.write_text(src.replace("call_overhead_us = 20.0", "call_overhead_us = 20.0\nwarp = 3"))
     with pytest.raises(TargetError, match=r"unknown field perf\.warp"):

@@ -859,7 +859,7 @@ module dfx_core (
     output wire [1055:0] m_axis_ring_tdata,
     output wire [0:0] m_axis_ring_tlast
 );
-    dfx_core_flat #(.LANES(16), .WIDTH(64), .VWIDTH(64), .MUL_LAT(6), .ADD_LAT(11), .RECIP_LAT(4), .RSQRT_LAT(4), .CH(32), .HBM_BITS(512), .CH_BYTES_LOG2(28), .HAS_DDR(1), .DDR_BITS(512), .DDR_BYTES_LOG2(35), .VBUF_WORDS(4194304), .RING_WORDS(64), .IQ_DEPTH(64), .UQ(4), .CTRL_AW(9)) u_core (
+    dfx_core_flat #(.LANES(16), .WIDTH(64), .VWIDTH(64), .MUL_LAT(6), .ADD_LAT(11), .RECIP_LAT(4), .RSQRT_LAT(4), .CH(32), .HBM_BITS(512), .CH_BYTES_LOG2(28), .HAS_DDR(1), .DDR_BITS(512), .DDR_BYTES_LOG2(35), .VBUF_WORDS(4194304), .RING_WORDS(64), .IQ_DEPTH(64), .UQ(4), .RD_QD(8), .CTRL_AW(9)) u_core (
         .ap_clk(ap_clk),
         .ap_rst_n(ap_rst_n),
         .interrupt(interrupt),

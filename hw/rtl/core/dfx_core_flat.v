@@ -36,6 +36,7 @@ module dfx_core_flat #(
     parameter integer RING_WORDS = 8,
     parameter integer IQ_DEPTH = 8,
     parameter integer UQ = 4,                                // slots per unit queue, a power of two
+    parameter integer RD_QD = 4,                             // read requests the HBM read engine holds
     parameter integer CTRL_AW = 8,
     parameter integer RING_TIMEOUT = 100000
 ) (
@@ -253,7 +254,7 @@ module dfx_core_flat #(
     wire rd_err, wr_err, rd_idle, wr_idle;        // both memories: HBM and DDR
     wire hrd_err, hwr_err, hrd_idle, hwr_idle;    // HBM alone
     reg  err_clr;
-    dfx_hbm_rd #(.CH(CH), .PBITS(HBM_BITS), .BA(BA), .TW(2)) u_rd (
+    dfx_hbm_rd #(.CH(CH), .PBITS(HBM_BITS), .BA(BA), .TW(2), .QD(RD_QD)) u_rd (
         .clk(clk), .rst(rst), .ptr(ptrs),
         .req_valid(rq_valid), .req_ready(rq_ready), .req_beat(rq_beat), .req_n(rq_n), .req_tile(rq_tile),
         .req_tag(rq_tag), .d_valid(d_valid), .d_ready(d_ready), .d_data(d_data), .d_tag(d_tag), .d_last(d_last),

@@ -13,6 +13,10 @@
 // (bias) acc += f32(bias); (scale) acc *= f32(scale); y = rne16(acc); (gelu) y = gelu16(y);
 // (mask) y = -inf where masked. Disabled bias adds -0 and disabled scale multiplies by 1,
 // both exact identities. One beat per cycle in steady state (LANES x WIDTH MACs per cycle).
+// Latency: LAT with gelu, LAT - GL without (the GELU pipeline is skipped): a beat leaves the
+// pipeline at the depth its own gelu flag picks, so a beat without gelu must not meet one with
+// it at the tail: a product must not enter while one with the other gelu is still inside (the
+// MPU path runs one product at a time and waits for its last output).
 `default_nettype none
 
 module dfx_mpu #(
@@ -53,17 +57,18 @@ module dfx_mpu #(
     localparam integer D_ACC = MUL_LAT + $clog2(W) * ADD_LAT;      // tree output
     localparam integer GL = 3 * ADD_LAT + 2 * MUL_LAT + 1;          // GELU
     localparam integer D_Y = D_ACC + 1 + ADD_LAT + MUL_LAT + 1;     // rne16 result
-    localparam integer LAT = D_Y + GL + 1;                          // output register
+    localparam integer LAT = D_Y + GL + 1;                          // output register (gelu)
 
     // ---------------------------------------------------------------- control
-    reg  [LAT-1:0] vsh;
+    reg  [LAT-2:0] vsh;                                             // valid at depths 1 .. LAT - 1
+    reg  v_o;                                                       // the output register holds a beat
     wire last_end;
-    assign out_valid = vsh[LAT-1] && last_end;
+    assign out_valid = v_o && last_end;
     wire en = !out_valid || out_ready;
     assign in_ready = en;
     always @(posedge clk)
-        if (rst) vsh <= {LAT{1'b0}};
-        else if (en) vsh <= {vsh[LAT-2:0], in_valid};
+        if (rst) vsh <= {(LAT-1){1'b0}};
+        else if (en) vsh <= {vsh[LAT-3:0], in_valid};
 
     // sideband, segment by segment
     localparam integer PW = 1 + 1 + 32 + 32 + L + 1;                // gelu mask_en lim col0 lanes row_last
@@ -86,25 +91,32 @@ module dfx_mpu #(
     dfx_delay #(.W(PW+1), .LAT(MUL_LAT + 1)) u_sb4 (.clk(clk), .en(en),
         .d({sb_b[16+PW], sb_b[PW-1:0]}), .q(sb_y));
     wire gelu_y = sb_y[PW-1];
-    wire [PW:0] sb_m;
-    dfx_delay #(.W(PW+1), .LAT(GL)) u_sb5 (.clk(clk), .en(en), .d(sb_y), .q(sb_m));
+    wire [PW:0] sb_g;
+    dfx_delay #(.W(PW+1), .LAT(GL)) u_sb5 (.clk(clk), .en(en), .d(sb_y), .q(sb_g));
+    // the tail (mask, row max, argmax, output register) takes a beat with gelu after the GELU
+    // pipeline (depth LAT - 1), one without straight from the rne16 register (depth D_Y)
+    wire tail_g = vsh[LAT-2] && sb_g[PW-1];
+    wire [PW:0] sb_m = tail_g ? sb_g : sb_y;
     wire mask_en_m = sb_m[PW-2];
     wire [31:0] lim_m = sb_m[PW-3 -: 32];
     wire [31:0] col0_m = sb_m[PW-35 -: 32];
     wire [L-1:0] lanes_m = sb_m[L:1];
     wire row_last_m = sb_m[0];
-    wire v_m = vsh[LAT-2];
+    wire v_m = tail_g || (vsh[D_Y-1] && !gelu_y);
     wire last_m = sb_m[PW];
     reg  last_q;
-    always @(posedge clk)
+    always @(posedge clk) begin
         if (en) last_q <= last_m;
+        if (rst) v_o <= 1'b0;
+        else if (en) v_o <= v_m;
+    end
     assign last_end = last_q;
 
     // ---------------------------------------------------------------- lanes
     wire [31:0] sc32;
     dfx_f16_to_f32 u_sc (.a(scale_b), .y(sc32));
     wire [31:0] scale_f = (scale_b == 16'd0) ? 32'h3F800000 : sc32;
-    wire [16*L-1:0] ym;                      // masked FP16 results at depth LAT - 1
+    wire [16*L-1:0] ym;                      // masked FP16 results at the tail
     genvar j, k;
     generate
         for (j = 0; j < L; j = j + 1) begin : g_lane
@@ -135,14 +147,10 @@ module dfx_mpu #(
             dfx_f32_to_f16 u_r (.a(as), .y(y0));
             dfx_delay #(.W(16), .LAT(1)) u_dy (.clk(clk), .en(en), .d(y0), .q(y1));
             wire [15:0] yg;
-            wire [15:0] yp;
             dfx_gelu16_p #(.ADD_LAT(ADD_LAT), .MUL_LAT(MUL_LAT)) u_gelu (.clk(clk), .en(en), .x(y1), .y(yg));
-            dfx_delay #(.W(16), .LAT(GL)) u_dp (.clk(clk), .en(en), .d(y1), .q(yp));
-            wire [16:0] gsel;
-            dfx_delay #(.W(1), .LAT(GL)) u_dg (.clk(clk), .en(en), .d(gelu_y), .q(gsel[16]));
-            assign gsel[15:0] = gsel[16] ? yg : yp;
+            wire [15:0] gsel = tail_g ? yg : y1;
             wire masked = mask_en_m && ((col0_m + j) > lim_m);
-            assign ym[16*j +: 16] = masked ? 16'hFC00 : gsel[15:0];
+            assign ym[16*j +: 16] = masked ? 16'hFC00 : gsel;
         end
     endgenerate
 

@@ -25,7 +25,7 @@ module dfx_core_flat #(
     parameter integer HBM_BITS = 128,
     parameter integer CH_BYTES_LOG2 = 28,
     parameter integer HAS_DDR = 0, DDR_BITS = 512, DDR_BYTES_LOG2 = 35,
-    parameter integer VBUF_WORDS = 1048576, RING_WORDS = 8, IQ_DEPTH = 8, UQ = 4,
+    parameter integer VBUF_WORDS = 1048576, RING_WORDS = 8, IQ_DEPTH = 8, UQ = 4, RD_QD = 4,
     parameter integer CTRL_AW = 8,
     parameter integer RING_TIMEOUT = 100000
 ) (
