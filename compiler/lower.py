@@ -42,19 +42,15 @@ def plan_buffers(cfg, card: CardPlan, target: Target, rows: int, max_seq: int) -
     hl = h1 - h0
     lrow = -(-max_seq // W) * W
     v0, v1 = card.widths["vocab"]
-    # Each layer's LayerNorm parameters and biases go to one of two slots by layer parity, so the
-    # DMA loads layer l+1's while layer l runs. The slots sit at the two ends of the buffer: the
-    # scoreboard keeps one hull per space of an instruction's reads (dfx_core_flat.v "ranges"),
-    # and a hull from an activation buffer to one slot then never covers the other slot.
-    params = [("LNP0", 4 * d), ("BIAS0", card.widths["bias_words"])]
-    sizes = params + [
+    sizes = [
         ("X", rows * d), ("HN", rows * d), ("T", rows * d),
         ("MEAN", rows), ("VAR", rows), ("RSTD", rows),
+        ("LNP", 4 * d), ("BIAS", card.widths["bias_words"]),
         ("QKV", rows * 3 * (card.widths["attn"][1] - card.widths["attn"][0])),
         ("S", rows * hl * lrow), ("RMAX", rows * hl), ("RSUM", rows * hl), ("RINV", rows * hl),
         ("AFULL", rows * d), ("PFULL", rows * d), ("FFULL", rows * F),
         ("LOGITS", v1 - v0), ("ARGMAX", isa.ARGMAX_WORDS),
-    ] + [(name[:-1] + "1", size) for name, size in params]
+    ]
     addr, pos = {}, 0
     for name, size in sizes:
         pos = -(-pos // 64) * 64  # keep buffers on 64-word boundaries
@@ -164,28 +160,14 @@ def lower_program(cfg, card: CardPlan, part, target: Target, bp: BufferPlan, max
       mreg=R_POS, mregs=d * 2)
     e("vadd", rows=rows, cols=d, d=B["X"], ds=d, a=B["X"], **{"as": d}, b=B["T"], bs=d)
     bias_words = card.widths["bias_words"]
-
-    def load_params(layer):
-        """Layer `layer`'s LayerNorm parameters and biases into slot layer % 2 (the final LayerNorm's
-        as layer n_layer). Emitted at the start of the layer before, so the DMA runs it while that
-        layer computes; it waits only for the layer two back, the slot's last reader."""
-        lnp = B[f"LNP{layer % 2}"]
-        if layer == cfg.n_layer:
-            e("load", rows=2, cols=d, v=lnp, vs=d, m=R["ln_f"].addr, ms=d * 2)
-            return
-        pr = R[f"h{layer}.params"].addr
-        e("load", rows=4, cols=d, v=lnp, vs=d, m=pr, ms=d * 2)
-        e("load", rows=1, cols=e.count(bias_words), v=B[f"BIAS{layer % 2}"], vs=bias_words, m=pr + 8 * d,
-          ms=bias_words * 2)
-
-    load_params(0)
+    b_qkv, b_proj, b_fc = B["BIAS"], B["BIAS"] + 3 * aw, B["BIAS"] + 3 * aw + pw
+    b_fc2 = b_fc + fw
     for layer in range(cfg.n_layer):
-        load_params(layer + 1)
-        lnp, bias = B[f"LNP{layer % 2}"], B[f"BIAS{layer % 2}"]
-        b_qkv, b_proj, b_fc = bias, bias + 3 * aw, bias + 3 * aw + pw
-        b_fc2 = b_fc + fw
+        pr = R[f"h{layer}.params"].addr
+        e("load", rows=4, cols=d, v=B["LNP"], vs=d, m=pr, ms=d * 2)
+        e("load", rows=1, cols=e.count(bias_words), v=B["BIAS"], vs=bias_words, m=pr + 8 * d, ms=bias_words * 2)
         # attention
-        layernorm(B["X"], lnp, lnp + d, B["HN"])
+        layernorm(B["X"], B["LNP"], B["LNP"] + d, B["HN"])
         conv1d(B["HN"], d, d, 3 * aw, R[f"h{layer}.qkv"].addr, B["QKV"], 3 * aw, b_qkv)
         for part_off, cache, wn, tiles, tr in ((aw, "k", kv["k_wn"], kv["k_head_tiles"], 0),
                                                (2 * aw, "v", kv["v_wn"], kv["v_head_tiles"], 1)):
@@ -209,14 +191,14 @@ def lower_program(cfg, card: CardPlan, part, target: Target, bp: BufferPlan, max
         gather(B["PFULL"], d, part.proj)
         e("vadd", rows=rows, cols=d, d=B["X"], ds=d, a=B["X"], **{"as": d}, b=B["PFULL"], bs=d)
         # feed-forward
-        layernorm(B["X"], lnp + 2 * d, lnp + 3 * d, B["HN"])
+        layernorm(B["X"], B["LNP"] + 2 * d, B["LNP"] + 3 * d, B["HN"])
         conv1d(B["HN"], d, d, fw, R[f"h{layer}.fc"].addr, B["FFULL"] + f0, F, b_fc, gelu=True)
         gather(B["FFULL"], F, part.ffn)
         conv1d(B["FFULL"], F, F, pw, R[f"h{layer}.fc2"].addr, B["PFULL"] + p0, d, b_fc2)
         gather(B["PFULL"], d, part.proj)
         e("vadd", rows=rows, cols=d, d=B["X"], ds=d, a=B["X"], **{"as": d}, b=B["PFULL"], bs=d)
-    lnp = B[f"LNP{cfg.n_layer % 2}"]
-    layernorm(B["X"], lnp, lnp + d, B["HN"])
+    e("load", rows=2, cols=d, v=B["LNP"], vs=d, m=R["ln_f"].addr, ms=d * 2)
+    layernorm(B["X"], B["LNP"], B["LNP"] + d, B["HN"])
     e("lmhead", m=1, k=e.count(d), n=e.count(vw), x=B["HN"], xs=d, xreg=R_LAST, w=R["lm_head"].addr,
       wn=ktiles(d, W), out=B["LOGITS"], os=vw, aux=B["ARGMAX"], **{"as": AW})
     e("store", rows=1, cols=e.count(vw), v=B["LOGITS"], vs=vw, m=R["io.logits"].addr, ms=vw * 2)
