@@ -19,9 +19,8 @@ unit starts it and the cycle it retires, as the RTL's retire trace reports them
   row; the router's words and steps. HBM sustains min(1, channel GB/s x efficiency / port bytes
   per cycle) beats per cycle per channel (the testbench's memories: one).
 * buffer ports: the running compute unit has priority on the buffer's ports (dfx_core_flat.v
-  "buffer ports"): a DMA load's row writes its beats after its HBM read, waiting while the VPU
-  writes results; a store or kvstore waits while a binary vector op (or a product with a bias)
-  reads both ports. A call is evaluated twice: the
+  "buffer ports"): a DMA load waits while the VPU writes its results, a store or kvstore while a
+  binary vector op (or a product with a bias) reads both ports. A call is evaluated twice: the
   second pass takes the compute unit's port windows from the first.
 * ring: a message is a header word and ceil(cols / words_per_cycle) words per row; one word per
   max(1, its link beats x beat bits / link bits per cycle) cycles (``Target.ring_word_beats``:
@@ -211,18 +210,13 @@ class Costs:
             return 1
         if rows == 0 or beats == 0:
             return 4
-        head, lat, xfer = self.dma_row_parts(name, beats, ddr)
-        return head + rows * (lat + xfer)
-
-    def dma_row_parts(self, name: str, beats: int, ddr: bool) -> tuple:
-        """(cycles before the first row, a row's cycles before its beats, its beats' cycles)."""
         rt = self.rt_ddr if ddr else self.rt
         xfer = beats / (self.ddr_beat_rate if ddr else self.beat_rate)
         if name == "load":
-            return 4, rt + 3, xfer
+            return 4 + rows * (rt + 3 + xfer)
         if name == "store":
-            return 6, 5, xfer
-        return 13, self.rt + rt + 5, xfer  # embed: the id in HBM, then its row
+            return 6 + rows * (5 + xfer)
+        return 13 + rows * (self.rt + rt + 5 + xfer)  # embed: the id in HBM, then its row
 
     def kvstore(self, segs: int, beats: int) -> float:
         if "dma" in self.free:
@@ -332,18 +326,8 @@ class _Core:
                 ret = done
             else:
                 dur = self._duration(ins, name, unit, e, regs)
-                if unit == "dma" and ports and name in ("load", "embed"):
-                    rows, beats, ddr_sp = self._dma_rows(ins, name, e, regs)
-                    if rows and beats and "dma" not in c.free:
-                        # a row's buffer writes wait for the VPU's; its HBM read before them does not
-                        head, lat, xfer = c.dma_row_parts(name, beats, ddr_sp)
-                        tt = start + head
-                        for _ in range(rows):
-                            tt += lat
-                            tt += xfer + _blocked(ports["w"], tt, xfer)
-                        dur = tt - start
-                elif unit == "dma" and ports:
-                    dur += _blocked(ports["ab"], start, dur)
+                if unit == "dma" and ports:
+                    dur += _blocked(ports["w" if name in ("load", "embed") else "ab"], start, dur)
                 ret = start + dur
                 if unit == "vpu" and e.counts["rows"] and e.counts["cols"]:
                     beats = e.counts["rows"] * -(-e.counts["cols"] // V)
@@ -393,17 +377,11 @@ class _Core:
                 return c.kvstore_tr(B * rows * cols)
             segs = B * rows * -(-cols // W)
             return c.kvstore(segs, segs * -(-min(cols, W) * 2 // PB))
-        return c.dma_rows(name, *self._dma_rows(ins, name, e, regs))
-
-    def _dma_rows(self, ins, name, e, regs) -> tuple:
-        """(rows, beats per row, in the DDR) of a load, store or embed."""
-        PB = self.t.port_bytes
-        rows, cols = e.counts["rows"], e.counts["cols"]
         ddr_sp = "space" in ins.f and isa.SPACES[ins.space] == "ddr"
         if name == "embed":
-            return rows, -(-cols * 2 // PB), ddr_sp
+            return c.dma_rows(name, rows, -(-cols * 2 // PB), ddr_sp)
         lo = ins.m + regs[ins.mreg] * ins.mregs
-        return rows, _beats(lo, cols * 2, PB), ddr_sp
+        return c.dma_rows(name, rows, _beats(lo, cols * 2, PB), ddr_sp)
 
 
 def _blocked(windows, start: float, dur: float) -> float:
