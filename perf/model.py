@@ -15,9 +15,9 @@ unit starts it and the cycle it retires, as the RTL's retire trace reports them
   arch/isa.py over one hull per space of what it reads and writes, dfx_core_flat.v "ranges");
   it leaves when its unit is done. BARRIER and END wait for the queues they name to drain.
 * units: Costs (below): VPU beats + pipeline; MPU weight tiles streamed once per input row in
-  requests the read engine keeps ``buffers.read_queue`` of in flight; DMA row by row, a full HBM read latency per
-  row; the router's words and steps. HBM sustains min(1, channel GB/s x efficiency / port bytes
-  per cycle) beats per cycle per channel (the testbench's memories: one).
+  requests the read engine keeps ``buffers.read_queue`` of in flight; DMA row by row, a full HBM
+  read latency per row; the router's words and steps. HBM sustains min(1, channel GB/s x
+  efficiency / port bytes per cycle) beats per cycle per channel (the testbench's memories: one).
 * buffer ports: the running compute unit has priority on the buffer's ports (dfx_core_flat.v
   "buffer ports"): a DMA load waits while the VPU writes its results, a store or kvstore while a
   binary vector op (or a product with a bias) reads both ports. A call is evaluated twice: the
@@ -122,11 +122,10 @@ class Costs:
       the output register) + 4 (S_CHECK, the feeder's address cycle, the writer, done).
     * a matrix product: 5 + rt + LAT (three control states, the first tile's request, the MPU
       pipeline, the writer; LAT includes the GELU pipeline only for products with gelu) + its
-      weight stream. The stream goes in requests of at most 16 tiles
-      (CHUNK) for one output row's k-tiles; the read engine keeps QD (``buffers.read_queue``)
-      requests in flight and each channel takes a request and issues its burst in 2 cycles, so a
-      request of n tiles takes max(n / rho, (rt - 1 + n) / QD, 2) cycles: few k-tiles are bound by
-      requests. rho = the tile rate HBM sustains (1 in the testbench's memories).
+      weight stream. The stream goes in requests of at most 16 tiles (CHUNK) for one output row's
+      k-tiles; the read engine keeps QD (``buffers.read_queue``) requests in flight and each
+      channel takes a request and issues its burst in 2 cycles, so a request of n tiles takes
+      max(n / rho, (rt - 1 + n) / QD, 2) cycles: few k-tiles are bound by requests. rho = the tile rate HBM sustains (1 in the testbench's memories).
     * the DMA: row by row (dfx_dma.v). load 4 + per row (rt + 3 + beats); store 6 + per row
       (5 + beats); kvstore of K 6 + per segment (a row's W words: 5 + beats); kvstore of V
       (transposed) streams one word per cycle: 9 + words; embed 13 + per row (2 rt + 5 + beats):
@@ -179,7 +178,8 @@ class Costs:
         beat = min(1.0, r.hbm_bpc / pb)
         ddr = min(1.0, r.ddr_bpc / pb) if t.ddr.present else 1.0
         return cls(rt=t.perf.hbm_latency_cycles + 5, rt_ddr=t.perf.ddr_latency_cycles + 5,
-                   bpi=max(1, 64 // pb), iq=t.buffers.instr_fifo, uq=t.buffers.unit_queue, vpu_exit=vexit, mpu_lat=mlat, mpu_gelu=gl,
+                   bpi=max(1, 64 // pb), iq=t.buffers.instr_fifo, uq=t.buffers.unit_queue, vpu_exit=vexit,
+                   mpu_lat=mlat, mpu_gelu=gl,
                    rho=rho, beat_rate=beat, ddr_beat_rate=ddr,
                    status_beats=-(-kernel.STATUS_BYTES // pb), ring_words=t.ring.words_per_cycle,
                    qd=t.buffers.read_queue, free=frozenset(free))

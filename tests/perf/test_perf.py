@@ -287,7 +287,8 @@ def test_docs_u280_roofline_figures_are_the_models():
 
     doc = (Path(__file__).resolve().parents[2] / "docs" / "perf.md").read_text()
     for model, n in (("gpt2-medium", 1), ("dfx-1.5b", 4)):
-        row = next(line for line in doc.splitlines() if line.startswith(f"| {model} | {n} | ") and line.count("|") == 10)
+        row = next(line for line in doc.splitlines()
+                   if line.startswith(f"| {model} | {n} | ") and line.count("|") == 10)
         documented = float(row.split("|")[7].strip().rstrip(" %"))
         p = load_programs(model, n, "u280")
         r = Predictor(p).predict(64, 64)
