@@ -50,6 +50,7 @@ from dfx.arch.target import Target
 from dfx.errors import DfxError
 
 CATEGORY = {"mpu": "matrix", "vpu": "vector", "dma": "dma", "net": "sync"}
+FREE_UNIT = {"vpu": "vector", "dma": "dma"}  # units a Costs.FREE part makes one cycle per instruction
 
 
 class PerfError(DfxError):
@@ -125,7 +126,8 @@ class Costs:
       weight stream. The stream goes in requests of at most 16 tiles (CHUNK) for one output row's
       k-tiles; the read engine keeps QD (``buffers.read_queue``) requests in flight and each
       channel takes a request and issues its burst in 2 cycles, so a request of n tiles takes
-      max(n / rho, (rt - 1 + n) / QD, 2) cycles: few k-tiles are bound by requests. rho = the tile rate HBM sustains (1 in the testbench's memories).
+      max(n / rho, (rt - 1 + n) / QD, 2) cycles: few k-tiles are bound by requests. rho = the
+      tile rate HBM sustains (1 in the testbench's memories).
     * the DMA: row by row (dfx_dma.v). load 4 + per row (rt + 3 + beats); store 6 + per row
       (5 + beats); kvstore of K 6 + per segment (a row's W words: 5 + beats); kvstore of V
       (transposed) streams one word per cycle: 9 + words; embed 13 + per row (2 rt + 5 + beats):
@@ -152,6 +154,7 @@ class Costs:
     free: frozenset = frozenset()  # what-if bounds (FREE), never the core: parts that cost 1 cycle
 
     FREE = ("vector", "dma", "fill", "sync")  # VPU ops, DMA ops, products' pipeline fills, ring ops
+    # (the first two in _Core.run by FREE_UNIT, the fill in mpu, the ring in CycleModel._pass)
     CHUNK = 16  # dfx_mpu_path.v: tiles per read request
     REQ_CYCLES = 2  # dfx_hbm_rd.v: a channel pops a request, then issues its burst (one, up to MAXB beats)
 
@@ -186,8 +189,6 @@ class Costs:
 
     # ---- unit durations: the unit's start pulse to its retirement
     def vpu(self, name: str, rows: int, cols: int, V: int) -> int:
-        if "vector" in self.free:
-            return 1
         if rows == 0 or cols == 0:
             return 3
         return rows * -(-cols // V) + self.vpu_exit[name] + 4
@@ -206,8 +207,6 @@ class Costs:
 
     def dma_rows(self, name: str, rows: int, beats: int, ddr: bool) -> float:
         """load / store / embed of `rows` rows of `beats` beats each."""
-        if "dma" in self.free:
-            return 1
         if rows == 0 or beats == 0:
             return 4
         rt = self.rt_ddr if ddr else self.rt
@@ -219,16 +218,12 @@ class Costs:
         return 13 + rows * (self.rt + rt + 5 + xfer)  # embed: the id in HBM, then its row
 
     def kvstore(self, segs: int, beats: int) -> float:
-        if "dma" in self.free:
-            return 1
         if segs == 0:
             return 4
         return 6 + segs * 5 + beats / self.beat_rate
 
     def kvstore_tr(self, words: int) -> float:
         """V's transposed store (dfx_dma.v S_VT): one buffer read and one one-word write per cycle."""
-        if "dma" in self.free:
-            return 1
         return 9 + words if words else 4
 
 
@@ -326,6 +321,8 @@ class _Core:
                 ret = done
             else:
                 dur = self._duration(ins, name, unit, e, regs)
+                if FREE_UNIT.get(unit) in c.free:  # a bound: the unit's instructions take one cycle
+                    dur = 1
                 if unit == "dma" and ports:
                     dur += _blocked(ports["w" if name in ("load", "embed") else "ab"], start, dur)
                 ret = start + dur

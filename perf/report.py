@@ -71,6 +71,14 @@ def load_programs(model: str, fpgas: int | None = None, target: str = "u280", ma
                     cfg.n_layer, cfg.n_params)
 
 
+def with_target(progs: Programs, section: str, **changes) -> Programs:
+    """The same programs on their target with some fields of one section changed (what-if and
+    sensitivity rows; the RTL testbench's HBM latency)."""
+    t = progs.target
+    t2 = dataclasses.replace(t, **{section: dataclasses.replace(getattr(t, section), **changes)})
+    return dataclasses.replace(progs, target=t2)
+
+
 class Predictor:
     def __init__(self, progs: Programs, exact: bool = False, samples: int = 9, ring: str = "link", free=()):
         self.p = progs

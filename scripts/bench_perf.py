@@ -11,13 +11,12 @@ figures are the only constants here, and nothing is fitted to them.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import sys
 import time
 
 from dfx.arch.target import load_target
 from dfx.compiler.presets import PRESETS
-from dfx.perf.report import Predictor, load_programs
+from dfx.perf.report import Predictor, load_programs, with_target
 
 # DFX, MICRO 2022 (shared/design/dfx-brief.md): (what, model, fpgas, in, out, key, value)
 PUBLISHED = [
@@ -25,13 +24,6 @@ PUBLISHED = [
     ("decode ms/token", "dfx-1.5b", 4, 64, 64, "generation_ms_per_token", 6.9),
     ("end-to-end tokens/s, 64:64", "dfx-1.5b", 4, 64, 64, "tokens_per_s", 72.68),
 ]
-
-
-def with_target(progs, section: str, **changes):
-    """The same programs on the target with some fields of one section changed (sensitivity rows)."""
-    t = progs.target
-    t2 = dataclasses.replace(t, **{section: dataclasses.replace(getattr(t, section), **changes)})
-    return dataclasses.replace(progs, target=t2)
 
 
 def main(argv=None) -> int:

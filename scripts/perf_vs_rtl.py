@@ -68,18 +68,15 @@ def modelled(bundle: Path, n_in: int, n_out: int, hbm_lat=None) -> dict:
     from dfx.perf.model import request_cycles
     from dfx.perf.report import load_programs
 
-    return request_cycles(with_hbm_lat(load_programs(str(bundle)), hbm_lat), n_in, n_out, ring="testbench", exact=True)
+    return request_cycles(with_hbm_lat(load_programs(str(bundle)), hbm_lat), n_in, n_out, ring="testbench",
+                          exact=True)
 
 
 def with_hbm_lat(progs, hbm_lat):
     """Programs on their target with perf.hbm_latency_cycles = hbm_lat (None: as they are)."""
-    import dataclasses
+    from dfx.perf.report import with_target
 
-    if hbm_lat is None:
-        return progs
-    t = progs.target
-    return dataclasses.replace(progs, target=dataclasses.replace(
-        t, perf=dataclasses.replace(t.perf, hbm_latency_cycles=hbm_lat)))
+    return progs if hbm_lat is None else with_target(progs, "perf", hbm_latency_cycles=hbm_lat)
 
 
 def detail(bundle: Path, phase: str, prompt: list[int], hbm_lat=None) -> None:

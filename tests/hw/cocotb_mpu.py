@@ -255,6 +255,11 @@ async def mpu_throughput(dut):
                    "measured_tiles": beats, "measured_cycles": span})
     # the same product under backpressure: the output stall must not lose or reorder anything
     await mm.run(dut, gap_p=0.0, stall_p=0.7, seed=14)
+    # with GELU every beat also goes through the GELU pipeline: the model's mpu_gelu cycles more
+    mg = MM(near16(rng, (M, T * W)), near16(rng, (T * W, N)), bias=near16(rng, N), gelu=True, seed=15)
+    ic, oc = await mg.run(dut, gap_p=0.0, stall_p=0.0, seed=15)
+    c = Costs.of(target())
+    assert oc[0] - ic[T - 1] == c.mpu_lat + c.mpu_gelu, (oc[0] - ic[T - 1], c.mpu_lat + c.mpu_gelu)
 
 
 @cocotb.test()
