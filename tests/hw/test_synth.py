@@ -10,34 +10,27 @@ buffer becomes UltraRAM, and every module the core instantiates is in the synthe
 
 from __future__ import annotations
 
-import importlib.util
 import re
 import shutil
-import sys
 from pathlib import Path
 
 import pytest
 
-from dfx.hw import vitis
+from dfx.hw import synth, vitis
 
 ROOT = Path(__file__).resolve().parents[2]
-_spec = importlib.util.spec_from_file_location("dfx_scripts_synth", ROOT / "scripts" / "synth.py")
-synth = importlib.util.module_from_spec(_spec)
-sys.modules[_spec.name] = synth
-_spec.loader.exec_module(synth)
 
 needs_yosys = pytest.mark.skipif(shutil.which("yosys") is None,
                                  reason="yosys is not installed (apt-get install -y yosys, or scripts/setup.sh --hw)")
-OUT = ROOT / "build" / "hw" / "synth" / "tiny-ddr"
 # The ROM tables (GELU, exp, recip, rsqrt: generated, checked by tests/test_generated.py and the cocotb
-# tests) are black boxes here: Yosys turns each into thousands of LUT multiplexers, which is most of
-# the run time and says nothing about the rest of the core. scripts/synth.py synthesizes them.
-ROMS = ("dfx_rom_gelu", "dfx_rom_exp", "dfx_rom_recip", "dfx_rom_rsqrt")
+# tests) are black boxes here (dfx.hw.timing.ROMS): Yosys turns each into thousands of LUT multiplexers,
+# which is most of the run time and says nothing about the rest of the core. scripts/synth.py
+# synthesizes them. The run is conftest.py's tiny_ddr_synth, shared with test_timing.py.
 
 
 @pytest.fixture(scope="module")
-def tiny():
-    return synth.synthesize("tiny-ddr", out=OUT, blackbox=ROMS)
+def tiny(tiny_ddr_synth):
+    return tiny_ddr_synth
 
 
 def _row(res, module):
