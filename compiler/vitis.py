@@ -13,6 +13,11 @@ docs/u280.md):
   QSFP0) and aurora_flow_0 (QSFP0) -> dfx_ring_rx -> core, the Aurora kernels of pc2/Aurora-HLS
   with the `slr=`, `stream_connect=` and `connect=` lines of its aurora_flow_test_hw.cfg. The
   Aurora directions a one-way ring leaves unused are tied off by the adapters (idle, drain).
+* the kernel clock: `kernel_frequency=0:<MHz>` (the top-level v++ option for PCIe platforms, as
+  Vitis_Accel_Examples' rtl_vadd_2clks vadd_pcie.cfg writes it) from the target's clock.kernel_mhz,
+  the clock every cycle figure of `dfx perf` assumes. Without it the kernel runs on the platform's
+  default clock 0 (300 MHz on the U280 gen3x16 xdma shell), and when timing fails v++ scales the
+  clock down with only a warning (docs/u280.md).
 * N = 1: no ring instruction is ever emitted (dfx.compiler.lower: gather returns at n == 1), and
   no Aurora kernel is linked: the adapters loop the core's ring output back to its input on the
   card, as the simulators' ring of one does (hw/sim/dfx_tb.v), so every stream port is connected.
@@ -40,6 +45,9 @@ def link_config(target, card_plan, fpgas: int) -> str:
             off, per = region_extent(r.addr, r.nbytes, target.port_bytes, C)
             lines.append(f"#   {r.name:<16} flat 0x{r.addr:010x} +{r.nbytes:>11}  per channel +{per:>10}  at 0x{off:08x}")
     ring = fpgas > 1
+    mhz = target.clock.kernel_mhz
+    lines += ["", f"# kernel clock (clock 0, ap_clk) from the target's clock.kernel_mhz: {mhz:g} MHz",
+              f"kernel_frequency=0:{mhz:g}"]
     lines += ["", "[connectivity]", f"nk={KERNEL}:1:{CU}", f"nk={RING_TX}:1:{RING_TX_CU}", f"nk={RING_RX}:1:{RING_RX_CU}"]
     if ring:
         lines += [f"nk={a}:1:{a}" for a in AURORA]

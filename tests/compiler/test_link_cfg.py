@@ -22,7 +22,8 @@ class _NoRegions:
 
 
 def parse(cfg: str) -> dict[str, list[str]]:
-    """key -> values, in order, of the [connectivity] section; refuses anything else."""
+    """key -> values, in order, of the [connectivity] section and of the top-level options before
+    any section (v++ command-line options: only kernel_frequency); refuses anything else."""
     out: dict[str, list[str]] = {}
     section = None
     for ln in cfg.splitlines():
@@ -31,6 +32,11 @@ def parse(cfg: str) -> dict[str, list[str]]:
             continue
         if ln.startswith("["):
             section = ln
+            continue
+        if section is None:
+            k, v = ln.split("=", 1)
+            assert k == "kernel_frequency", ln
+            out.setdefault(k, []).append(v)
             continue
         assert section == "[connectivity]", ln
         k, v = ln.split("=", 1)
@@ -46,6 +52,17 @@ def streams(c: dict) -> dict[str, str]:
     src, dst = [p[0] for p in pairs], [p[1] for p in pairs]
     assert len(set(src)) == len(src) and len(set(dst)) == len(dst)
     return dict(pairs)
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_the_kernel_clock_is_the_targets(target, tmp_path):
+    """clock 0 (ap_clk) at the target's kernel_mhz, not the platform's default 300 MHz; a target
+    file with another clock gives another line."""
+    t = load_target(target)
+    assert parse(link_config(t, _NoRegions, 2))["kernel_frequency"] == [f"0:{t.clock.kernel_mhz:g}"]
+    import dataclasses
+    fast = dataclasses.replace(t, clock=dataclasses.replace(t.clock, kernel_mhz=250.0))
+    assert parse(link_config(fast, _NoRegions, 2))["kernel_frequency"] == ["0:250"]
 
 
 @pytest.mark.parametrize("target", TARGETS)
