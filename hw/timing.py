@@ -443,7 +443,7 @@ class _Analyser:
                 best_end[name]._node = node  # type: ignore[attr-defined]
         paths = heapq.nlargest(self.keep, best_end.values(), key=lambda p: p.ns)
         n_over = sum(1 for p in best_end.values() if p.ns > BUDGET_NS)
-        for p in paths[:3]:
+        for p in paths[:10]:
             p.via = self._via(p._node, pred, driver, cells, starts)  # type: ignore[attr-defined]
         out_arr = {}
         for b, pl in out_bits.items():
@@ -833,6 +833,7 @@ def run(target: str = "tiny", netlist: Path | None = None, reuse: bool = False, 
         res["corners"][corner.name] = {
             "corner": asdict(corner),
             "worst": [asdict(p) for p in rep.worst(keep)],
+            "block_paths": [asdict(p) for m in rep.models.values() for p in m.paths[:10]],
             "ports": [asdict(p) for p in rep.port_paths[:10]],
             "blocks": [{"block": b["block"],
                         "own_worst": asdict(b["own_worst"]) if b["own_worst"] else None,
@@ -846,8 +847,9 @@ def run(target: str = "tiny", netlist: Path | None = None, reuse: bool = False, 
     return res
 
 
-def report(res: dict, paths: int = 10) -> str:
-    """The text `scripts/timing.py` prints."""
+def report(res: dict, paths: int = 10, block: str | None = None) -> str:
+    """The text `scripts/timing.py` prints (with `block`: that module's longest paths instead of the
+    core's)."""
     pes, opt = res["corners"]["pessimistic"], res["corners"]["optimistic"]
     b = res["budget_ns"]
     cp, co = pes["corner"], opt["corner"]
@@ -880,11 +882,15 @@ def report(res: dict, paths: int = 10) -> str:
     if comb:
         out.append("no register-to-register path of their own (their paths close in the modules above): "
                    + ", ".join(comb))
-    out += ["", f"the {paths} longest register-to-register paths (pessimistic):"]
-    for p in pes["worst"][:paths]:
+    if block:
+        ps = [p for p in pes["block_paths"] if p["module"] == block][:paths]
+        out += ["", f"the {len(ps)} longest paths closed in {block} (pessimistic), with the cells they run through:"]
+    else:
+        ps = pes["worst"][:paths]
+        out += ["", f"the {paths} longest register-to-register paths (pessimistic):"]
+    for i, p in enumerate(ps):
         out.append(f"  {p['ns']:6.2f} ns {p['levels']:3d} lvl  [{p['module']}] {p['start']} -> {p['end']}")
-    for p in pes["worst"][:1]:
-        if p["via"]:
+        if p["via"] and (block or i == 0):
             out.append("    through: " + " | ".join(p["via"]))
     out += ["", "ports of dfx_core_flat (the shell's registers on the other side):"]
     for p in pes["ports"][:3]:
@@ -908,6 +914,8 @@ def main(argv=None) -> int:
     ap.add_argument("--netlist", type=Path, help="analyse this Yosys JSON netlist instead of synthesizing")
     ap.add_argument("--reuse", action="store_true", help="reuse the last synthesis if its script is the same")
     ap.add_argument("--paths", type=int, default=10, help="longest paths to list (default 10)")
+    ap.add_argument("--block", metavar="MODULE", help="list the longest paths closed in this module, with the "
+                    "cells they run through")
     ap.add_argument("--json", action="store_true", help="print the result as JSON")
     ap.add_argument("--yosys", help="the yosys executable (default: yosys on PATH)")
     ap.add_argument("--timeout", type=float, help="give up synthesis after this many seconds")
@@ -924,5 +932,10 @@ def main(argv=None) -> int:
     except (TimingError, synth.SynthError) as e:
         print(f"timing.py: error: {e}", file=sys.stderr)
         return 1
-    print(json.dumps(res, indent=1) if a.json else report(res, a.paths))
+    if a.block:
+        rows = [r for r in res["corners"]["pessimistic"]["blocks"] if r["block"] == a.block]
+        if not rows:
+            print(f"timing.py: error: no block {a.block} in the core", file=sys.stderr)
+            return 1
+    print(json.dumps(res, indent=1) if a.json else report(res, a.paths, a.block))
     return 0
