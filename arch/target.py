@@ -205,6 +205,14 @@ def _section(path: Path, raw: dict, name: str, cls):
     return cls(**kwargs)
 
 
+# The fewest cycles the FP pipelines of hw/rtl take (docs/hw.md, Timing estimate): dfx_f32_add_p has
+# 6 register stages of its own (ADD_MIN), dfx_f32_mul_p 4 (MUL_MIN; dfx_f16_mul_p needs 3), and the exp
+# and GELU pipelines (dfx_exp16_p, dfx_gelu16_p) take one stage from each unit for the logic between
+# units. tests/hw/test_rtl.py holds these to the RTL's localparams.
+ADD_LATENCY_MIN = 6 + 1
+MUL_LATENCY_MIN = 4 + 1
+
+
 def _check(path: Path, t: Target) -> None:
     def bad(field, why):
         raise TargetError(f"{path}: field {field} {why}")
@@ -214,6 +222,12 @@ def _check(path: Path, t: Target) -> None:
                      ("hbm.port_bits", t.hbm.port_bits)]:
         if not _is_pow2(v):
             bad(field, f"must be a power of two, got {v}")
+    if t.matrix.add_latency < ADD_LATENCY_MIN:
+        bad("matrix.add_latency", f"must be at least {ADD_LATENCY_MIN} (the FP32 adder's pipeline, "
+            f"and one stage the exp and GELU pipelines take from it), got {t.matrix.add_latency}")
+    if t.matrix.mul_latency < MUL_LATENCY_MIN:
+        bad("matrix.mul_latency", f"must be at least {MUL_LATENCY_MIN} (the FP multipliers' pipeline, "
+            f"and one stage the exp and GELU pipelines take from it), got {t.matrix.mul_latency}")
     if t.matrix.width % t.matrix.lanes:
         bad("matrix.width", f"({t.matrix.width}) must be a multiple of matrix.lanes ({t.matrix.lanes})")
     if t.matrix.lanes * t.matrix.width * 16 != t.hbm.channels * t.hbm.port_bits:

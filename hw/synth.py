@@ -535,7 +535,8 @@ def main(argv=None) -> int:
             raise SynthError(f"--run wants FROM:TO (synth_xilinx labels), not {a.run!r}")
         if not a.reuse:
             find_yosys(a.yosys)
-            print(f"synth.py: {a.target}: running yosys (log: build/synth/{a.target}/yosys.log) ...",
+            log = os.path.relpath((a.out or ROOT / "build" / "synth" / a.target) / "yosys.log", ROOT)
+            print(f"synth.py: {a.target}: running yosys (log: {log}) ...",
                   file=sys.stderr, flush=True)
         res = synthesize(a.target, out=a.out, uram=a.uram, run=a.run, blackbox=tuple(a.blackbox),
                          reuse=a.reuse, yosys=a.yosys, timeout=a.timeout, depth=a.depth)

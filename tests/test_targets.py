@@ -61,6 +61,17 @@ def test_not_power_of_two(tmp_path):
         load_target_file(p)
 
 
+def test_fp_latencies_below_the_pipelines_are_refused(tmp_path):
+    """The FP pipelines have a minimum depth (arch.target ADD_LATENCY_MIN, MUL_LATENCY_MIN); a target
+    asking for less is one line, not an RTL that does not elaborate."""
+    p = _mutated(tmp_path, "add_latency = 7 ", "add_latency = 6 ")
+    with pytest.raises(TargetError, match=r"matrix\.add_latency must be at least 7"):
+        load_target_file(p)
+    p = _mutated(tmp_path, "mul_latency = 5 ", "mul_latency = 4 ")
+    with pytest.raises(TargetError, match=r"matrix\.mul_latency must be at least 5"):
+        load_target_file(p)
+
+
 def test_unknown_field_and_bad_toml(tmp_path):
     p = _mutated(tmp_path, "lanes = 4\n", "lanes = 4\nlames = 4\n")
     with pytest.raises(TargetError, match=r"unknown field matrix\.lames"):

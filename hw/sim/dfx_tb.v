@@ -69,7 +69,7 @@
 module dfx_tb #(
     parameter integer NCORES = 1,
     parameter integer LANES = 4, WIDTH = 8, VWIDTH = 8,
-    parameter integer MUL_LAT = 2, ADD_LAT = 2, RECIP_LAT = 2, RSQRT_LAT = 2,
+    parameter integer MUL_LAT = 5, ADD_LAT = 7, RECIP_LAT = 2, RSQRT_LAT = 2,
     parameter integer CH = 4,
     parameter integer HBM_BITS = 128,
     parameter integer CH_BYTES_LOG2 = 28,

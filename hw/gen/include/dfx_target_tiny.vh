@@ -4,8 +4,8 @@
 `define DFX_LANES            4
 `define DFX_WIDTH            8
 `define DFX_VWIDTH           8
-`define DFX_MUL_LATENCY      2
-`define DFX_ADD_LATENCY      2
+`define DFX_MUL_LATENCY      5
+`define DFX_ADD_LATENCY      7
 `define DFX_HBM_CHANNELS     4
 `define DFX_HBM_PORT_BITS    128
 `define DFX_VBUF_WORDS       1048576

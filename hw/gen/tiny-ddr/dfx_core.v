@@ -159,7 +159,7 @@ module dfx_core (
     output wire [159:0] m_axis_ring_tdata,
     output wire [0:0] m_axis_ring_tlast
 );
-    dfx_core_flat #(.LANES(4), .WIDTH(8), .VWIDTH(8), .MUL_LAT(2), .ADD_LAT(2), .RECIP_LAT(2), .RSQRT_LAT(2), .CH(4), .HBM_BITS(128), .CH_BYTES_LOG2(28), .HAS_DDR(1), .DDR_BITS(64), .DDR_BYTES_LOG2(24), .VBUF_WORDS(1048576), .RING_WORDS(8), .IQ_DEPTH(8), .UQ(4), .RD_QD(8), .CTRL_AW(7)) u_core (
+    dfx_core_flat #(.LANES(4), .WIDTH(8), .VWIDTH(8), .MUL_LAT(5), .ADD_LAT(7), .RECIP_LAT(2), .RSQRT_LAT(2), .CH(4), .HBM_BITS(128), .CH_BYTES_LOG2(28), .HAS_DDR(1), .DDR_BITS(64), .DDR_BYTES_LOG2(24), .VBUF_WORDS(1048576), .RING_WORDS(8), .IQ_DEPTH(8), .UQ(4), .RD_QD(8), .CTRL_AW(7)) u_core (
         .ap_clk(ap_clk),
         .ap_rst_n(ap_rst_n),
         .interrupt(interrupt),

@@ -151,7 +151,7 @@ module dfx_core (
     wire [1:0] ddr_nc_arburst;
     wire [0:0] ddr_nc_rready;
     wire _unused_ddr = &{1'b0, ddr_nc_awvalid, ddr_nc_awaddr, ddr_nc_awlen, ddr_nc_awsize, ddr_nc_awburst, ddr_nc_wvalid, ddr_nc_wdata, ddr_nc_wstrb, ddr_nc_wlast, ddr_nc_bready, ddr_nc_arvalid, ddr_nc_araddr, ddr_nc_arlen, ddr_nc_arsize, ddr_nc_arburst, ddr_nc_rready};
-    dfx_core_flat #(.LANES(4), .WIDTH(8), .VWIDTH(8), .MUL_LAT(2), .ADD_LAT(2), .RECIP_LAT(2), .RSQRT_LAT(2), .CH(4), .HBM_BITS(128), .CH_BYTES_LOG2(28), .HAS_DDR(0), .DDR_BITS(512), .DDR_BYTES_LOG2(1), .VBUF_WORDS(1048576), .RING_WORDS(8), .IQ_DEPTH(8), .UQ(4), .RD_QD(8), .CTRL_AW(7)) u_core (
+    dfx_core_flat #(.LANES(4), .WIDTH(8), .VWIDTH(8), .MUL_LAT(5), .ADD_LAT(7), .RECIP_LAT(2), .RSQRT_LAT(2), .CH(4), .HBM_BITS(128), .CH_BYTES_LOG2(28), .HAS_DDR(0), .DDR_BITS(512), .DDR_BYTES_LOG2(1), .VBUF_WORDS(1048576), .RING_WORDS(8), .IQ_DEPTH(8), .UQ(4), .RD_QD(8), .CTRL_AW(7)) u_core (
         .ap_clk(ap_clk),
         .ap_rst_n(ap_rst_n),
         .interrupt(interrupt),

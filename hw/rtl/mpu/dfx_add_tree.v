@@ -4,7 +4,7 @@
 
 module dfx_add_tree #(
     parameter integer N = 8,
-    parameter integer LAT = 1
+    parameter integer LAT = 7
 ) (
     input  wire            clk,
     input  wire            en,

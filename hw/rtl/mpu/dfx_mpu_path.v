@@ -18,8 +18,8 @@
 module dfx_mpu_path #(
     parameter integer LANES = 4,
     parameter integer WIDTH = 8,
-    parameter integer MUL_LAT = 2,
-    parameter integer ADD_LAT = 2,
+    parameter integer MUL_LAT = 5,
+    parameter integer ADD_LAT = 7,
     parameter integer NB = 8,
     parameter integer PBITS = 128,
     parameter integer CH = 4,

@@ -18,8 +18,8 @@
 
 module dfx_vpu #(
     parameter integer VWIDTH = 8,
-    parameter integer MUL_LAT = 2,
-    parameter integer ADD_LAT = 2,
+    parameter integer MUL_LAT = 5,
+    parameter integer ADD_LAT = 7,
     parameter integer RECIP_LAT = 2,
     parameter integer RSQRT_LAT = 2
 ) (
@@ -161,11 +161,17 @@ module dfx_vpu #(
         for (k = 0; k < V; k = k + 1) begin : g_rv
             wire [15:0] a = in_a[16*k +: 16];
             wire [31:0] a32;
-            wire [31:0] a2;
+            // a x a and f32(a) (or +0) side by side for MUL_LAT - 1 stages, then the one chosen
+            // into a register: the adder tree's inputs come straight from flip-flops
+            wire [31:0] a2;                  // a x a, MUL_LAT - 1 later
+            wire [31:0] a32d;                // f32(a) or +0, MUL_LAT - 1 later
+            wire        sq_d;                // a x a is the value, MUL_LAT - 1 later
             dfx_f16_to_f32 u_c (.a(a), .y(a32));
-            dfx_f16_mul_c u_sq (.a(a), .b(a), .y(a2));
-            wire [31:0] v0 = !in_mask[k] ? 32'd0 : is_sq ? a2 : a32;
-            dfx_delay #(.W(32), .LAT(MUL_LAT), .FF(1)) u_d (.clk(clk), .en(en), .d(v0), .q(rv[32*k +: 32]));
+            dfx_f16_mul_p #(.LAT(MUL_LAT - 1)) u_sq (.clk(clk), .en(en), .a(a), .b(a), .y(a2));
+            dfx_delay #(.W(32), .LAT(MUL_LAT - 1), .FF(1)) u_d (.clk(clk), .en(en),
+                .d((in_mask[k] && !is_sq) ? a32 : 32'd0), .q(a32d));
+            dfx_delay #(.W(1), .LAT(MUL_LAT - 1)) u_dsq (.clk(clk), .en(en), .d(in_mask[k] && is_sq), .q(sq_d));
+            dfx_delay #(.W(32), .LAT(1), .FF(1)) u_rv (.clk(clk), .en(en), .d(sq_d ? a2 : a32d), .q(rv[32*k +: 32]));
             assign rm[16*k +: 16] = in_mask[k] ? a : 16'hFC00;
         end
     endgenerate

@@ -13,8 +13,8 @@
 
 module dfx_vpu_path #(
     parameter integer VWIDTH = 8,
-    parameter integer MUL_LAT = 2,
-    parameter integer ADD_LAT = 2,
+    parameter integer MUL_LAT = 5,
+    parameter integer ADD_LAT = 7,
     parameter integer RECIP_LAT = 2,
     parameter integer RSQRT_LAT = 2,
     parameter integer NB = 8,

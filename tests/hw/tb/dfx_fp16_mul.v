@@ -1,10 +1,10 @@
 // FP16 x FP16 -> exact FP32 product (the MPU multiplier).
-// Streaming valid/ready wrapper: LAT register stages after the combinational core
-// (dfx_f16_mul_c); one result per cycle; the whole pipeline stalls under backpressure.
+// Streaming valid/ready wrapper around the pipelined unit (dfx_f16_mul_p, latency LAT, at least
+// its minimum); one result per cycle; the whole pipeline stalls under backpressure.
 `default_nettype none
 
 module dfx_fp16_mul #(
-    parameter integer LAT = 1
+    parameter integer LAT = 3
 ) (
     input  wire        clk,
     input  wire        rst,
@@ -17,11 +17,9 @@ module dfx_fp16_mul #(
     output wire [31:0] out_y
 );
     wire en;
-    wire [31:0] y0;
-    dfx_f16_mul_c u_c (.a(in_a), .b(in_b), .y(y0));
     dfx_vpipe #(.LAT(LAT)) u_v (.clk(clk), .rst(rst), .in_valid(in_valid), .in_ready(in_ready),
                                 .out_valid(out_valid), .out_ready(out_ready), .en(en));
-    dfx_delay #(.W(32), .LAT(LAT)) u_d (.clk(clk), .en(en), .d(y0), .q(out_y));
+    dfx_f16_mul_p #(.LAT(LAT)) u_p (.clk(clk), .en(en), .a(in_a), .b(in_b), .y(out_y));
 endmodule
 
 `default_nettype wire

@@ -2,8 +2,8 @@
 `default_nettype none
 
 module dfx_fp_tb #(
-    parameter integer MUL_LAT = 2,
-    parameter integer ADD_LAT = 2
+    parameter integer MUL_LAT = 4,     // at least the multipliers' minimum (dfx_f32_mul_p 4, dfx_f16_mul_p 3)
+    parameter integer ADD_LAT = 6      // at least the adder's minimum (dfx_f32_add_p 6)
 ) (
     input  wire clk,
     input  wire rst,
