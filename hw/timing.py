@@ -38,6 +38,8 @@ from collections import defaultdict
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from dfx.hw.synth import base_name
+
 BUDGET_NS = 5.0  # 200 MHz with room for placement and routing (DEVELOPERS.md)
 
 
@@ -145,14 +147,6 @@ def _param(cell: dict, name: str, default=0):
     if s and set(s) <= {"0", "1"}:
         return int(s, 2)
     return s
-
-
-def base_name(module: str) -> str:
-    """`$paramod$<hash>\\dfx_mpu` or `$paramod\\dfx_delay\\W=...` -> dfx_mpu / dfx_delay."""
-    m = module.lstrip("\\")
-    if m.startswith("$paramod"):
-        m = m.split("\\")[1] if "\\" in m else m
-    return m
 
 
 class _Analyser:
