@@ -38,6 +38,7 @@ from collections import defaultdict
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from dfx.hw import synth
 from dfx.hw.synth import base_name
 
 BUDGET_NS = 5.0  # 200 MHz with room for placement and routing (DEVELOPERS.md)
@@ -272,7 +273,6 @@ class _Analyser:
             dirs = cd.get("port_directions") or self._dirs(t)
             ins = {pn: bs for pn, bs in conn.items() if dirs.get(pn, "input") != "output" and pn not in CLOCK_PINS}
             outs = {pn: bs for pn, bs in conn.items() if dirs.get(pn) == "output"}
-            label = f"{cn}"
             if k == "ignore":
                 continue
             if k == "ff":
@@ -331,9 +331,9 @@ class _Analyser:
                             for ob in (x for v in outs.values() for x in v if isinstance(x, int)):
                                 edges[b].append((ob, net_in(b) + c.lut, 1))
                         else:
-                            ends.append((b, net_in(b), 0, f"{label} ({pn})"))
+                            ends.append((b, net_in(b), 0, f"{cn} ({pn})"))
                 for ob in (x for v in outs.values() for x in v if isinstance(x, int)):
-                    add_start(ob, c.srl_clkq, f"{label} (SRL)")
+                    add_start(ob, c.srl_clkq, f"{cn} (SRL)")
             elif k == "lutram":
                 size = int(LUTRAM_RE.match(t).group(1))
                 mux = {128: 1, 256: 2, 512: 3}.get(size, 0)
@@ -342,17 +342,17 @@ class _Analyser:
                     for b in bs:
                         if not isinstance(b, int) or b in clock_bits:
                             continue
-                        ends.append((b, net_in(b), 0, f"{label} ({pn})"))
+                        ends.append((b, net_in(b), 0, f"{cn} ({pn})"))
                         if LUTRAM_ADDR_RE.match(pn):
                             for ob in obits:
                                 edges[b].append((ob, net_in(b) + c.lut + mux * c.muxf, 1 + mux))
                 for ob in obits:
-                    add_start(ob, c.srl_clkq, f"{label} (LUT RAM)")
+                    add_start(ob, c.srl_clkq, f"{cn} (LUT RAM)")
             elif k in ("bram", "uram"):
                 for pn, bs in ins.items():
                     for b in bs:
                         if isinstance(b, int) and b not in clock_bits:
-                            ends.append((b, net_in(b), 0, f"{label} ({pn})"))
+                            ends.append((b, net_in(b), 0, f"{cn} ({pn})"))
                 for pn, bs in outs.items():
                     if k == "bram":
                         reg = _param(cd, "DOB_REG" if "B" in pn.replace("DOUT", "", 1)[:2] else "DOA_REG")
@@ -362,7 +362,7 @@ class _Analyser:
                         clkq = c.ram_reg_clkq if reg in ("TRUE", "1") else c.uram_clkq
                     for b in bs:
                         if isinstance(b, int):
-                            add_start(b, clkq, f"{label} ({pn})")
+                            add_start(b, clkq, f"{cn} ({pn})")
             elif k == "dsp":
                 self._dsp(cn, cd, ins, outs, absorbed_in, net_in, edges, starts, ends, synth_node, add_start,
                           clock_bits)
@@ -438,7 +438,7 @@ class _Analyser:
         paths = heapq.nlargest(self.keep, best_end.values(), key=lambda p: p.ns)
         n_over = sum(1 for p in best_end.values() if p.ns > BUDGET_NS)
         for p in paths[:10]:
-            p.via = self._via(p._node, pred, driver, cells, starts)  # type: ignore[attr-defined]
+            p.via = self._via(p._node, pred, driver, cells)  # type: ignore[attr-defined]
         out_arr = {}
         for b, pl in out_bits.items():
             a = arr.get(b)
@@ -647,7 +647,7 @@ class _Analyser:
         return seen
 
     @staticmethod
-    def _via(node, pred, driver, cells, starts) -> list[str]:
+    def _via(node, pred, driver, cells) -> list[str]:
         out: list[str] = []
         seen = 0
         while node is not None and seen < 200:
@@ -801,7 +801,6 @@ def run(target: str = "tiny", netlist: Path | None = None, reuse: bool = False, 
     """Synthesize target's core (dfx.hw.synth, top dfx_core_flat, the ROMs as black boxes and
     synthesized alone) or read `netlist` (Yosys JSON, e.g. build/synth/<target>/netlist.json of
     scripts/synth.py), and analyse it in both corners. Returns what `scripts/timing.py --json` prints."""
-    from dfx.hw import synth
     t0 = time.time()
     res: dict = {"target": target, "budget_ns": BUDGET_NS, "corners": {}}
     if netlist is None:
@@ -914,7 +913,6 @@ def main(argv=None) -> int:
     ap.add_argument("--yosys", help="the yosys executable (default: yosys on PATH)")
     ap.add_argument("--timeout", type=float, help="give up synthesis after this many seconds")
     a = ap.parse_args(argv)
-    from dfx.hw import synth
     try:
         if a.target not in synth.TARGETS:
             raise TimingError(f"unknown target {a.target!r}; known: {', '.join(synth.TARGETS)}")
