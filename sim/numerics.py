@@ -10,8 +10,10 @@ Rules (docs/numerics.md explains each):
   * rne16: round an FP32 value to 11 significant bits, nearest even, with an unbounded
     exponent; then a magnitude below 2^-14 becomes a zero of the same sign, one of
     2^16 or more becomes infinity; every NaN becomes 0x7E00;
-  * products of two FP16 values are exact in FP32; sums are FP32, rounded at each adder;
-  * a W-wide reduction is a tree that adds neighbours (0+1, 2+3, ...) level by level;
+  * a dot product (the matrix unit, vsum, vsumsq) aligns each W-wide tile of exact products to
+    its largest exponent (truncating G = 8 bits below it), sums the tiles exactly in fixed point
+    and rounds once to FP32; other FP32 operations round at each step;
+  * max reductions are trees that compare neighbours (0 with 1, 2 with 3, ...) level by level;
   * exp, reciprocal, rsqrt and GELU are the table algorithms below, not libm calls.
 """
 
@@ -101,31 +103,95 @@ def from_f16_bits(bits) -> np.ndarray:
     return as_u16(bits).view(np.float16).astype(np.float32)
 
 
-# ----------------------------------------------------------------------- adder trees
-def tree_sum(p: np.ndarray, axis: int = -1) -> np.ndarray:
-    """Sum a power-of-two-long FP32 axis with the hardware's tree: neighbours first."""
-    p = np.moveaxis(np.asarray(p, dtype=np.float32), axis, -1)
-    n = p.shape[-1]
-    assert n & (n - 1) == 0, "tree width must be a power of two"
-    while p.shape[-1] > 1:
-        p = p[..., 0::2] + p[..., 1::2]
-    return p[..., 0]
+# ----------------------------------------------------------------------- dot products
+# docs/numerics.md, "Dot products": each tile's exact products aligned to its largest exponent
+# and truncated toward zero ALIGN_GUARD bits below that product's significand, summed exactly;
+# the tile sums (and a bias) accumulated exactly in fixed point; one rounding to binary32.
+ALIGN_GUARD = 8  # G: bits kept below the largest product's 22-bit significand
+ACC_LSB = -56  # the accumulator's unit: 2^-56 (a product's lowest bit is 2^-48, less G)
+K_MAX = 1 << 16  # longest dot product the accumulator holds without overflow (106 bits)
 
 
-def chunked_sum(p: np.ndarray, width: int) -> np.ndarray:
-    """Sum the last axis of FP32 values: `width`-wide trees over chunks (zero padded),
-    then the chunk sums accumulated in order in FP32 (acc = chunk0; acc += chunk_t)."""
-    p = np.asarray(p, dtype=np.float32)
-    n = p.shape[-1]
-    chunks = max(1, -(-n // width))
-    if chunks * width != n:
-        pad = np.zeros(p.shape[:-1] + (chunks * width - n,), np.float32)
-        p = np.concatenate([p, pad], axis=-1)
-    s = tree_sum(p.reshape(p.shape[:-1] + (chunks, width)), axis=-1)
-    acc = s[..., 0].copy()
-    for t in range(1, chunks):
-        acc += s[..., t]
-    return acc
+def _fields(bits):
+    """FP16 bits (flushed) -> (sign, 11-bit significand or 0, exponent field, is NaN, is inf, is zero)."""
+    b = as_u16(bits).astype(np.int64)
+    s = (b >> 15) & 1
+    e = (b >> 10) & 0x1F
+    f = b & 0x3FF
+    normal = (e > 0) & (e < 31)
+    m = np.where(normal, f | 0x400, 0)
+    return s, m, e, (e == 31) & (f != 0), (e == 31) & (f == 0), e == 0
+
+
+def dot_tiles(x, w, width: int):
+    """The tile sums of sum_k x_k w_k over the last axis of FP16 bits x, w (broadcast):
+    (T (..., tiles) int64, emax (..., tiles) int64, nan, +inf, -inf (...) bool).
+
+    Tile t holds k = t*width .. t*width + width - 1 (padded with +0). A product of significands
+    P = mx mw with exponent field sum E (E = 0 for a zero product) is worth P 2^(E - 50); the
+    tile's sum T is worth T 2^(emax - 50 - G)."""
+    x, w = np.broadcast_arrays(as_u16(x), as_u16(w))
+    K = x.shape[-1]
+    tiles = max(1, -(-K // width))
+    if tiles * width != K:
+        pad = [(0, 0)] * (x.ndim - 1) + [(0, tiles * width - K)]
+        x, w = np.pad(x, pad), np.pad(w, pad)
+    shape = x.shape[:-1] + (tiles, width)
+    sx, mx, ex, nx_, ix, zx = (v.reshape(shape) for v in _fields(x))
+    sw, mw, ew, nw, iw, zw = (v.reshape(shape) for v in _fields(w))
+    P = mx * mw
+    E = np.where(P != 0, ex + ew, 0)
+    emax = E.max(axis=-1)
+    d = emax[..., None] - E
+    a = np.where(d < 22 + ALIGN_GUARD, (P << ALIGN_GUARD) >> np.minimum(d, 31), 0)
+    neg = (sx ^ sw) == 1
+    T = np.where(neg, -a, a).sum(axis=-1)
+    nan = nx_ | nw | (ix & zw) | (zx & iw)
+    inf = (ix | iw) & ~nan
+    return T, emax, nan.any(axis=(-2, -1)), (inf & ~neg).any(axis=(-2, -1)), (inf & neg).any(axis=(-2, -1))
+
+
+def _round_f32(A: int) -> float:
+    """An integer count of 2^ACC_LSB -> the nearest binary32 (ties to even); 0 -> +0."""
+    if A == 0:
+        return 0.0
+    a = abs(A)
+    sh = max(0, a.bit_length() - 24)
+    q = a >> sh
+    r = a - (q << sh)
+    if sh and (r > 1 << (sh - 1) or (r == 1 << (sh - 1) and q & 1)):
+        q += 1
+    v = math.ldexp(q, sh + ACC_LSB)
+    return -v if A < 0 else v
+
+
+_round_f32_v = np.frompyfunc(_round_f32, 1, 1)
+
+
+def dot_exact(x, w, width: int, bias=None) -> np.ndarray:
+    """sum_k x_k w_k (+ bias) over the last axis of FP16 bits (broadcast) as the hardware does it
+    (docs/numerics.md, "Dot products"), as binary32. bias: FP16 bits of the leading shape, or None."""
+    T, emax, nan, pinf, ninf = dot_tiles(x, w, width)
+    if T.shape[-1] > K_MAX // width:
+        raise ValueError(f"a dot product of more than {K_MAX} terms overflows the accumulator")
+    sh = np.maximum(emax - 2, 0)  # a tile's unit 2^(emax - 58) in units of 2^ACC_LSB
+    A = (T.astype(object) << sh.astype(object)).sum(axis=-1)
+    if bias is not None:
+        sb, mb, eb, nb, ib, _ = _fields(np.broadcast_to(as_u16(bias), A.shape))
+        B = (mb.astype(object) << (eb + 31).astype(object))  # m 2^(e - 25) in units of 2^-56
+        A = A + np.where(sb == 1, -B, B)
+        nan, pinf, ninf = nan | nb, pinf | (ib & (sb == 0)), ninf | (ib & (sb == 1))
+    y = np.asarray(_round_f32_v(A), dtype=np.float64).astype(np.float32).reshape(np.shape(A))
+    y = np.where(pinf, np.float32(np.inf), y)
+    y = np.where(ninf, np.float32(-np.inf), y)
+    return np.where(nan | (pinf & ninf), np.float32(np.nan), y).astype(np.float32)
+
+
+def block_sum(a, width: int, square: bool = False) -> np.ndarray:
+    """The vector unit's vsum (sum of a) or vsumsq (sum of a * a) over the last axis of FP16 bits:
+    the dot product of a with ones (or with a itself), in tiles of `width`."""
+    a = as_u16(a)
+    return dot_exact(a, a if square else np.uint16(0x3C00), width)
 
 
 def max16(a, b) -> np.ndarray:
@@ -183,34 +249,21 @@ def scale32(acc: np.ndarray, scale_bits: int) -> np.ndarray:
     return (acc * f32(np.uint16(scale_bits))).astype(np.float32)
 
 
-# ----------------------------------------------------------------------- dot products
+# ----------------------------------------------------------------------- the matrix unit
 def matmul_exact(x, w, width: int, bias=None, scale_bits: int = 0) -> np.ndarray:
-    """The matrix unit: x (M, K) FP16 bits times w (K, N) FP16 bits -> FP32 sums.
-
-    For each k-tile t of `width` (products past K are +0): exact FP32 products, a neighbour
-    tree, then acc = tile0; acc += tile_t in order. Bias and scale as in docs/numerics.md.
-    This is the readable reference; sim/_exact.c is a compiled equal.
-    """
-    acc = matmul_exact_f32(f32(x), f32(w), width)
-    if bias is not None:
-        acc = acc + f32(bias)[None, :]
+    """The matrix unit: x (M, K) FP16 bits times w (K, N) FP16 bits (+ bias, N FP16 bits) ->
+    FP32, each output dot_exact in k-tiles of `width`, then times the FP16 scale (0 = none).
+    This is the readable reference; sim/_exact.c is a compiled equal."""
+    x, w = as_u16(x), as_u16(w)
+    acc = dot_exact(x[:, None, :], w.T[None, :, :], width,
+                    None if bias is None else as_u16(bias)[None, :])
     return scale32(acc, scale_bits)
 
 
 def matmul_exact_f32(xf: np.ndarray, wf: np.ndarray, width: int) -> np.ndarray:
-    """The tile-tree sums of FP32 operands that hold exact FP16 values."""
-    M, K = xf.shape
-    N = wf.shape[1]
-    T = max(1, -(-K // width))
-    if T * width != K:
-        xf = np.concatenate([xf, np.zeros((M, T * width - K), np.float32)], axis=1)
-        wf = np.concatenate([wf, np.zeros((T * width - K, N), np.float32)], axis=0)
-    acc = None
-    for t in range(T):
-        p = xf[:, t * width:(t + 1) * width, None] * wf[None, t * width:(t + 1) * width, :]
-        s = tree_sum(p, axis=1)
-        acc = s if acc is None else acc + s
-    return acc
+    """matmul_exact of FP32 operands that hold exact FP16 values (the simulator's form)."""
+    with np.errstate(over="ignore"):
+        return matmul_exact(np.asarray(xf, np.float32).astype(np.float16), np.asarray(wf, np.float32).astype(np.float16), width)
 
 
 # ----------------------------------------------------------------------- table functions
