@@ -4,7 +4,8 @@
   hw/gen/rom/dfx_rom_exp.v         T[i], S[i] of nx.exp_tables(), i = 0..63 (FP32 bits)
   hw/gen/rom/dfx_rom_recip.v       R[m] of nx.recip_table(), m = 0..1023 (12-bit significands)
   hw/gen/rom/dfx_rom_rsqrt.v       Q[a - 1024] of nx.rsqrt_table(), a = 1024..4095
-  hw/gen/include/dfx_numerics.vh   FP32 constants of the table algorithms and the VPU op codes
+  hw/gen/include/dfx_numerics.vh   FP32 constants of the table algorithms, the VPU op codes and the
+                                   dot products' guard bits, accumulator unit and width
 
 `python -m dfx.hw.generate` writes them, with every other generated file. G[2048] is only reached through D[2047]:
 the algorithm's index i = floor(u) is at most 2047 because x < 8.
@@ -77,7 +78,10 @@ def numerics_header() -> str:
              f"`define DFX_F32_EXP_SMALL  32'h{_f32(-25.0):08x}",
              f"`define DFX_EXP_SEG_BITS   {int(np.log2(nx.EXP_SEGMENTS))}",
              f"`define DFX_GELU_IDX_BITS  {int(np.log2(nx.GELU_SAMPLES))}",
-             f"`define DFX_VPU_OP_BITS    {VPU_OP_BITS}"]
+             f"`define DFX_VPU_OP_BITS    {VPU_OP_BITS}",
+             f"`define DFX_DOT_GUARD      {nx.ALIGN_GUARD}",
+             f"`define DFX_DOT_ACC_LSB    {nx.ACC_LSB}",
+             f"`define DFX_DOT_ACC_BITS   {nx.ACC_BITS}"]
     lines += [f"`define DFX_VOP_{k.upper():<8} {VPU_OP_BITS}'d{v}" for k, v in VPU_OPS.items()]
     lines += ["`endif", ""]
     return "\n".join(lines)

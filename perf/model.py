@@ -106,6 +106,13 @@ def _log2(x: int) -> int:
     return max(0, (int(x) - 1).bit_length())
 
 
+def dot_latency(n: int) -> int:
+    """Cycles from a dot product's last tile into dfx_dot_tile (n wide) to its binary32 result
+    out of dfx_dot_acc: dfx_dot.vh's dfx_dot_tile_lat(n) + dfx_dot_acc_lat."""
+    ts = (_log2(n) + 1) // 2  # registered stages of each tree: two levels per stage
+    return max(2, 1 + ts) + 3 + ts + 9
+
+
 @dataclasses.dataclass(frozen=True)
 class Costs:
     """The cycle costs of one dfx_core_flat (hw/rtl/core) of a target, in kernel cycles.
@@ -168,13 +175,12 @@ class Costs:
         m = t.matrix
         mul, add = m.mul_latency, m.add_latency
         V, W = t.vector.width, m.width
-        red = mul + _log2(V) * add + mul + 2  # dfx_vpu.v: E_RD = RED_L
+        red = dot_latency(V) + mul + 1  # dfx_vpu.v: E_RD = RED_L
         vexit = {"vadd": add + 1, "vsub": add + 1, "vmul": mul + 1, "vmax": 1, "vcopy": 1,
                  "vexp": 3 * add + 2 * mul + 2, "vrecip": t.vector.recip_latency + 1,
                  "vrsqrt": t.vector.rsqrt_latency + 1, "vsum": red, "vsumsq": red, "vrmax": red}
-        d_acc = mul + _log2(W) * add
         gl = 3 * add + 2 * mul + 1
-        mlat = (d_acc + 1 + add + mul + 1) + 1
+        mlat = (dot_latency(W) + mul + 1) + 1  # dfx_mpu.v: D_Y, then the output register
         pb = t.port_bytes
         r = Rates.of(t)
         rho = r.channel_bpc / pb  # the channel rate is capped at one port beat per cycle

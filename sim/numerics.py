@@ -109,7 +109,8 @@ def from_f16_bits(bits) -> np.ndarray:
 # the tile sums (and a bias) accumulated exactly in fixed point; one rounding to binary32.
 ALIGN_GUARD = 8  # G: bits kept below the largest product's 22-bit significand
 ACC_LSB = -56  # the accumulator's unit: 2^-56 (a product's lowest bit is 2^-48, less G)
-K_MAX = 1 << 16  # longest dot product the accumulator holds without overflow (106 bits)
+K_MAX = 1 << 16  # longest dot product the accumulator holds without overflow
+ACC_BITS = 106  # the accumulator: |A| < K_MAX 2^(30 + 58) + 2^72 <= 2^105, two's complement
 
 
 def _fields(bits):
@@ -177,9 +178,9 @@ def dot_exact(x, w, width: int, bias=None) -> np.ndarray:
     sh = np.maximum(emax - 2, 0)  # a tile's unit 2^(emax - 58) in units of 2^ACC_LSB
     A = (T.astype(object) << sh.astype(object)).sum(axis=-1)
     if bias is not None:
-        sb, mb, eb, nb, ib, _ = _fields(np.broadcast_to(as_u16(bias), A.shape))
+        sb, mb, eb, nb, ib, _ = _fields(np.broadcast_to(as_u16(bias), np.shape(A)))  # A: an int for 1-D x, w
         B = (mb.astype(object) << (eb + 31).astype(object))  # m 2^(e - 25) in units of 2^-56
-        A = A + np.where(sb == 1, -B, B)
+        A = A + np.where(sb == 1, -1, 1).astype(object) * B  # (np.where would make a Python int an int64)
         nan, pinf, ninf = nan | nb, pinf | (ib & (sb == 0)), ninf | (ib & (sb == 1))
     y = np.asarray(_round_f32_v(A), dtype=np.float64).astype(np.float32).reshape(np.shape(A))
     y = np.where(pinf, np.float32(np.inf), y)
@@ -263,7 +264,8 @@ def matmul_exact(x, w, width: int, bias=None, scale_bits: int = 0) -> np.ndarray
 def matmul_exact_f32(xf: np.ndarray, wf: np.ndarray, width: int) -> np.ndarray:
     """matmul_exact of FP32 operands that hold exact FP16 values (the simulator's form)."""
     with np.errstate(over="ignore"):
-        return matmul_exact(np.asarray(xf, np.float32).astype(np.float16), np.asarray(wf, np.float32).astype(np.float16), width)
+        return matmul_exact(np.asarray(xf, np.float32).astype(np.float16), np.asarray(wf, np.float32).astype(np.float16),
+                            width)
 
 
 # ----------------------------------------------------------------------- table functions

@@ -129,7 +129,8 @@ async def mpu_scale_edge_values(dut):
 
 @cocotb.test()
 async def mpu_signed_zero_sums(dut):
-    """Sums of +-0 products: -0 only when every product and the bias are -0."""
+    """Sums of +-0 products (and of flushed subnormals) are +0 (docs/numerics.md, "Dot products"),
+    with or without a -0 bias."""
     await start(dut)
     L, W = dims()
     rng = np.random.default_rng(3)
@@ -140,6 +141,41 @@ async def mpu_signed_zero_sums(dut):
     w[:, 0] = 0x3C00
     await MM(x, w, seed=3).run(dut, seed=3)
     await MM(x, w, bias=np.full(N, 0x8000, np.uint16), seed=4).run(dut, seed=4)
+
+
+@cocotb.test()
+async def mpu_dot_adversarial(dut):
+    """The dot product's hard cases (docs/numerics.md, "Dot products"): products from 2^-28 to
+    2^32 in one tile (truncation), sums that cancel to exactly 0 across tiles and within one,
+    tile sums near the accumulator's top bits, infinities of one and of both signs, inf x 0,
+    NaN and infinite biases."""
+    await start(dut)
+    L, W = dims()
+    rng = np.random.default_rng(13)
+    M, K, N = 8, 4 * W, L
+    x = near16(rng, (M, K), 0x0400, 0x7C00)          # every normal exponent
+    w = near16(rng, (K, N), 0x0400, 0x7C00)
+    x[0, :W] = 0x7BFF                                # 65504^2 = 2^32 beside 2^-28 products
+    x[0, 1::2] = 0x0400
+    x[1, :W] = 0x6400                                # +1024 x w, then -1024 x w: cancels exactly
+    x[1, W:2 * W] = 0xE400
+    w[W:2 * W] = w[:W]
+    x[1, 2 * W:] = 0x1000                            # a small remainder the FP32 trees would lose
+    x[2] = np.where(np.arange(K) % 2 == 0, 0x5555, 0xD555).astype(np.uint16)
+    w[:, 1] = 0x3C00                                 # column 1: x[2] sums to exactly 0 (+0)
+    x[3, :] = 0x7BFF                                 # every product 2^32 with w = 65504
+    w[:, 2] = 0x7BFF
+    x[4, 3] = 0x7C00                                 # +inf in tile 0
+    x[5, 3], x[5, W + 1] = 0x7C00, 0xFC00            # both signs: NaN
+    x[6, 5] = 0x7C00                                 # inf x 0 (column 3's weight) : NaN
+    w[5, 3] = 0x0000
+    x[7, 2] = 0x7E01                                 # a NaN operand
+    bias = near16(rng, N)
+    bias[0], bias[3] = 0x7C00, 0x7E00                 # infinite and NaN bias
+    await MM(x, w, seed=13).run(dut, seed=13)
+    await MM(x, w, bias=bias, scale=0x0400, seed=14).run(dut, seed=14)
+    neg = (x ^ 0x8000).astype(np.uint16)             # negating x negates every finite result
+    await MM(neg, w, seed=15).run(dut, seed=15)
 
 
 @cocotb.test()

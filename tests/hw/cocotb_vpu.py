@@ -1,7 +1,7 @@
 """cocotb tests of the vector unit (hw/rtl/vpu/dfx_vpu.v) against dfx.sim.numerics.
 
 Every output bit is compared with nx.add16/sub16/mul16/max16, nx.exp16/recip16/rsqrt16,
-nx.chunked_sum (+ nx.scale32, nx.rne16) and nx.chunked_max. (GELU is the MPU's: cocotb_mpu.)
+nx.block_sum (+ nx.scale32, nx.rne16) and nx.chunked_max. (GELU is the MPU's: cocotb_mpu.)
 """
 
 from __future__ import annotations
@@ -63,9 +63,8 @@ class Job:
         if op == "rmax":
             y = int(nx.chunked_max(row, v))
         else:
-            vals = nx.f32(row) * nx.f32(row) if op == "sumsq" else nx.f32(row)
             with np.errstate(all="ignore"):
-                y = int(nx.rne16(nx.scale32(nx.chunked_sum(vals, v), scale)))
+                y = int(nx.rne16(nx.scale32(nx.block_sum(row, v, square=op == "sumsq"), scale)))
         self.want.append([y] + [0] * (v - 1))
         self.what.append((op, row, scale))
 

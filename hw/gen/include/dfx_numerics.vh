@@ -12,6 +12,9 @@
 `define DFX_EXP_SEG_BITS   6
 `define DFX_GELU_IDX_BITS  11
 `define DFX_VPU_OP_BITS    4
+`define DFX_DOT_GUARD      8
+`define DFX_DOT_ACC_LSB    -56
+`define DFX_DOT_ACC_BITS   106
 `define DFX_VOP_ADD      4'd0
 `define DFX_VOP_SUB      4'd1
 `define DFX_VOP_MUL      4'd2

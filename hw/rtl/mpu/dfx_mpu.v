@@ -9,10 +9,11 @@
 // out beat (one per `last` in beat): y[L] (FP16), col0, row_last, and on row_last the row
 //   maximum (nx.chunked_max over the row's columns in groups of L) and the first argmax
 //   (nx.argmax16: index and bits).
-// Per lane: acc = sum over k-tiles in order of tree_W(f32(x[k]) f32(w[k])) (FP32 RNE);
-// (bias) acc += f32(bias); (scale) acc *= f32(scale); y = rne16(acc); (gelu) y = gelu16(y);
-// (mask) y = -inf where masked. Disabled bias adds -0 and disabled scale multiplies by 1,
-// both exact identities. One beat per cycle in steady state (LANES x WIDTH MACs per cycle).
+// Per lane: acc = nx.dot_exact of the row's k-tiles with the bias in its accumulator (a
+// dfx_dot_tile per lane, then dfx_dot_acc); (scale) acc *= f32(scale); y = rne16(acc); (gelu)
+// y = gelu16(y); (mask) y = -inf where masked. A disabled bias is +0 and a disabled scale
+// multiplies by 1, both exact identities. One beat per cycle in steady state (LANES x WIDTH
+// MACs per cycle).
 // Latency: LAT with gelu, LAT - GL without (the GELU pipeline is skipped): a beat leaves the
 // pipeline at the depth its own gelu flag picks, so a beat without gelu must not meet one with
 // it at the tail: a product must not enter while one with the other gelu is still inside (the
@@ -52,11 +53,14 @@ module dfx_mpu #(
     output reg  [31:0]               out_argmax,
     output reg  [15:0]               out_argval
 );
+    `include "dfx_dot.vh"
     localparam integer L = LANES;
     localparam integer W = WIDTH;
-    localparam integer D_ACC = MUL_LAT + $clog2(W) * ADD_LAT;      // tree output
+    localparam integer TW = 31 + $clog2(W);                         // a tile sum's bits
+    localparam integer D_T = dfx_dot_tile_lat(W);                   // tile sums
+    localparam integer D_DOT = D_T + dfx_dot_acc_lat(0);            // the binary32 dot products
     localparam integer GL = 3 * ADD_LAT + 2 * MUL_LAT + 1;          // GELU
-    localparam integer D_Y = D_ACC + 1 + ADD_LAT + MUL_LAT + 1;     // rne16 result
+    localparam integer D_Y = D_DOT + MUL_LAT + 1;                   // rne16 result
     localparam integer LAT = D_Y + GL + 1;                          // output register (gelu)
 
     // ---------------------------------------------------------------- control
@@ -75,17 +79,15 @@ module dfx_mpu #(
     localparam integer SW = 2 + 16 * L + 1 + 16 + PW;               // first last bias bias_en scale post
     wire [PW-1:0] post0 = {in_gelu, in_mask_en, in_mask_lim, in_col0, in_lane_mask, in_row_last};
     wire [SW-1:0] sb0 = {in_first, in_last, in_bias, in_bias_en, in_scale, post0};
-    wire [SW-1:0] sb_acc;
-    dfx_delay #(.W(SW), .LAT(D_ACC)) u_sb1 (.clk(clk), .en(en), .d(sb0), .q(sb_acc));
-    wire first_acc = sb_acc[SW-1];
-    wire v_acc = vsh[D_ACC-1];
-    wire [SW-2:0] sb_a1;                                            // last bias bias_en scale post
-    dfx_delay #(.W(SW-1), .LAT(1)) u_sb2 (.clk(clk), .en(en), .d(sb_acc[SW-2:0]), .q(sb_a1));
-    wire [16*L-1:0] bias_a1 = sb_a1[SW-3 -: 16*L];
-    wire bias_en_a1 = sb_a1[16 + PW];
-    wire [1+16+PW-1:0] sb_b;                                        // last scale post
-    dfx_delay #(.W(1+16+PW), .LAT(ADD_LAT)) u_sb3 (.clk(clk), .en(en),
-        .d({sb_a1[SW-2], sb_a1[16+PW-1:0]}), .q(sb_b));
+    wire [SW-1:0] sb_t;                                             // at the tile sums (D_T)
+    dfx_delay #(.W(SW), .LAT(D_T)) u_sb1 (.clk(clk), .en(en), .d(sb0), .q(sb_t));
+    wire first_t = sb_t[SW-1];
+    wire v_t = vsh[D_T-1];
+    wire [16*L-1:0] bias_t = sb_t[SW-3 -: 16*L];
+    wire bias_en_t = sb_t[16 + PW];
+    wire [1+16+PW-1:0] sb_b;                                        // last scale post, at D_DOT
+    dfx_delay #(.W(1+16+PW), .LAT(D_DOT - D_T)) u_sb3 (.clk(clk), .en(en),
+        .d({sb_t[SW-2], sb_t[16+PW-1:0]}), .q(sb_b));
     wire [15:0] scale_b = sb_b[16+PW-1 -: 16];
     wire [PW:0] sb_y;                                               // last post
     dfx_delay #(.W(PW+1), .LAT(MUL_LAT + 1)) u_sb4 (.clk(clk), .en(en),
@@ -117,34 +119,20 @@ module dfx_mpu #(
     dfx_f16_to_f32 u_sc (.a(scale_b), .y(sc32));
     wire [31:0] scale_f = (scale_b == 16'd0) ? 32'h3F800000 : sc32;
     wire [16*L-1:0] ym;                      // masked FP16 results at the tail
-    genvar j, k;
+    genvar j;
     generate
         for (j = 0; j < L; j = j + 1) begin : g_lane
-            wire [32*W-1:0] p;
-            for (k = 0; k < W; k = k + 1) begin : g_mul
-                // a clear kmask bit gives +0 by feeding the multiplier +0 x (a finite w >= 0): x's
-                // sign and exponent cleared (x is then +0), w's sign and top exponent bit cleared
-                // (w is then finite); tests/hw/test_synth.py proves the product then +0 for all x, w
-                wire km = in_kmask[k];
-                wire [15:0] xk = in_x[16*k +: 16] & {km, {5{km}}, 10'h3FF};
-                wire [15:0] wk = in_w[16*(j*W + k) +: 16] & {km, km, 14'h3FFF};
-                dfx_f16_mul_p #(.LAT(MUL_LAT)) u_m (.clk(clk), .en(en), .a(xk), .b(wk), .y(p[32*k +: 32]));
-            end
-            wire [31:0] s;
-            dfx_add_tree #(.N(W), .LAT(ADD_LAT)) u_tree (.clk(clk), .en(en), .d(p), .q(s));
-            reg  [31:0] acc;
-            wire [31:0] acc_sum;
-            dfx_f32_add_c u_acc (.a(acc), .b(s), .y(acc_sum));
-            always @(posedge clk)
-                if (en && v_acc)
-                    acc <= first_acc ? s : acc_sum;
-            wire [31:0] b32;
-            dfx_f16_to_f32 u_cb (.a(bias_a1[16*j +: 16]), .y(b32));
-            wire [31:0] ab;
-            dfx_f32_add_p #(.LAT(ADD_LAT)) u_bias (.clk(clk), .en(en), .a(acc),
-                .b(bias_en_a1 ? b32 : 32'h80000000), .y(ab));
+            wire [TW-1:0] t;
+            wire [5:0] emax;
+            wire t_nan, t_pinf, t_ninf;
+            dfx_dot_tile #(.N(W)) u_tile (.clk(clk), .en(en), .x(in_x), .w(in_w[16*W*j +: 16*W]),
+                .m(in_kmask), .t(t), .emax(emax), .nan(t_nan), .pinf(t_pinf), .ninf(t_ninf));
+            wire [31:0] acc;
+            dfx_dot_acc #(.TW(TW)) u_acc (.clk(clk), .en(en), .v(v_t), .first(first_t), .t(t),
+                .emax(emax), .nan(t_nan), .pinf(t_pinf), .ninf(t_ninf),
+                .bias(bias_en_t ? bias_t[16*j +: 16] : 16'd0), .y(acc));
             wire [31:0] as;
-            dfx_f32_mul_p #(.LAT(MUL_LAT)) u_scale (.clk(clk), .en(en), .a(ab), .b(scale_f), .y(as));
+            dfx_f32_mul_p #(.LAT(MUL_LAT)) u_scale (.clk(clk), .en(en), .a(acc), .b(scale_f), .y(as));
             wire [15:0] y0;
             wire [15:0] y1;
             dfx_f32_to_f16 u_r (.a(as), .y(y0));

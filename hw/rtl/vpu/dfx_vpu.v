@@ -9,9 +9,9 @@
 //           the result in lane 0 (other lanes 0). op is echoed.
 // Element-wise: add/sub/mul = rne16(f32(a) op f32(b)); max = nx.max16; copy; exp, recip,
 // rsqrt = the nx.*_alg table algorithms (GELU is the MPU's, fused into its products: no
-// vector op of the ISA takes it, so the VPU has none). Reductions: sum = nx.chunked_sum(f32(a), V),
-// sumsq the same over the exact products f32(a)^2, then (scale) * f32(scale), rne16;
-// rmax = nx.chunked_max(a, V). Each op has its own latency, exit_of (docs/hw.md); outputs leave
+// vector op of the ISA takes it, so the VPU has none). Reductions: sum = nx.block_sum(a, V)
+// (a dfx_dot_tile of a x 1.0, then dfx_dot_acc), sumsq = nx.block_sum(a, V, square=True), then
+// (scale) * f32(scale), rne16; rmax = nx.chunked_max(a, V). Each op has its own latency, exit_of (docs/hw.md); outputs leave
 // in input order (a faster op waits for the slower ones in flight).
 `default_nettype none
 `include "dfx_numerics.vh"
@@ -40,11 +40,14 @@ module dfx_vpu #(
     output wire [`DFX_VPU_OP_BITS-1:0] out_op,
     output wire [16*VWIDTH-1:0]  out_y
 );
+    `include "dfx_dot.vh"
     localparam integer V = VWIDTH;
     localparam integer OPW = `DFX_VPU_OP_BITS;
     localparam integer TB_L = 3 * ADD_LAT + 2 * MUL_LAT + 1;      // exp
-    localparam integer D_ACC = MUL_LAT + $clog2(V) * ADD_LAT;       // tree output
-    localparam integer RED_L = D_ACC + MUL_LAT + 2;
+    localparam integer TW = 31 + $clog2(V);                         // a tile sum's bits
+    localparam integer D_T = dfx_dot_tile_lat(V);                   // tile sums
+    localparam integer D_DOT = D_T + dfx_dot_acc_lat(0);            // the binary32 sums
+    localparam integer RED_L = D_DOT + MUL_LAT + 1;
     // exit depth of each op: the depth of its result plus the output register
     localparam integer E_AR = ADD_LAT + 1;      // add, sub
     localparam integer E_MU = MUL_LAT + 1;      // mul
@@ -137,66 +140,56 @@ module dfx_vpu #(
         end
     assign out_y = o_y;
 
-    // sideband of the reductions: op, first and scale at the tree output (D_ACC, D_ACC + 1)
-    localparam integer SBW = OPW + 2 + 32;
-    wire [SBW-1:0] sb0 = {in_op, in_first, in_last, in_imm};
-    wire [SBW-1:0] sb_acc;
-    wire [SBW-1:0] sb_acc1;
-    dfx_delay #(.W(SBW), .LAT(D_ACC)) u_sb1 (.clk(clk), .en(en), .d(sb0), .q(sb_acc));
-    dfx_delay #(.W(SBW), .LAT(1)) u_sb2 (.clk(clk), .en(en), .d(sb_acc), .q(sb_acc1));
-    wire [OPW-1:0] op_acc = sb_acc[SBW-1 -: OPW];
-    wire first_acc = sb_acc[33];
-    wire [31:0] scale_acc1 = sb_acc1[31:0];
-    wire v_acc = vsh[D_ACC-1];
+    // sideband of the reductions: op and first at the tile sums (D_T) and at the row max's
+    // accumulator (D_DOT - 1), the scale at the sums (D_DOT)
+    localparam integer SBW = OPW + 1 + 32;
+    wire [SBW-1:0] sb0 = {in_op, in_first, in_imm};
+    wire [SBW-1:0] sb_t, sb_m, sb_d;
+    dfx_delay #(.W(SBW), .LAT(D_T)) u_sb1 (.clk(clk), .en(en), .d(sb0), .q(sb_t));
+    dfx_delay #(.W(SBW), .LAT(D_DOT - 1 - D_T)) u_sb2 (.clk(clk), .en(en), .d(sb_t), .q(sb_m));
+    dfx_delay #(.W(SBW), .LAT(1)) u_sb3 (.clk(clk), .en(en), .d(sb_m), .q(sb_d));
+    wire [OPW-1:0] op_t = sb_t[SBW-1 -: OPW];
+    wire [OPW-1:0] op_m = sb_m[SBW-1 -: OPW];
+    wire first_t = sb_t[32];
+    wire first_m = sb_m[32];
+    wire [31:0] scale_d = sb_d[31:0];
+    wire v_t = vsh[D_T-1] && (op_t == `DFX_VOP_SUM || op_t == `DFX_VOP_SUMSQ);
+    wire v_m = vsh[D_DOT-2] && (op_m == `DFX_VOP_RMAX);
     /* verilator lint_off UNUSEDSIGNAL */
-    wire unused = &{1'b0, sb_acc1[SBW-1:32], sb_acc[32:0], lsh};
+    wire unused = &{1'b0, sb_t[31:0], sb_m[31:0], sb_d[SBW-1:32], lsh};
     /* verilator lint_on UNUSEDSIGNAL */
 
     // ---------------------------------------------------------------- reductions
     wire is_sq = (in_op == `DFX_VOP_SUMSQ);
-    wire [32*V-1:0] rv;                  // values entering the sum tree (depth MUL_LAT)
     wire [16*V-1:0] rm;                  // values entering the max tree (depth 0)
     genvar k;
     generate
         for (k = 0; k < V; k = k + 1) begin : g_rv
-            wire [15:0] a = in_a[16*k +: 16];
-            wire [31:0] a32;
-            // a x a and f32(a) (or +0) side by side for MUL_LAT - 1 stages, then the one chosen
-            // into a register: the adder tree's inputs come straight from flip-flops
-            wire [31:0] a2;                  // a x a, MUL_LAT - 1 later
-            wire [31:0] a32d;                // f32(a) or +0, MUL_LAT - 1 later
-            wire        sq_d;                // a x a is the value, MUL_LAT - 1 later
-            dfx_f16_to_f32 u_c (.a(a), .y(a32));
-            dfx_f16_mul_p #(.LAT(MUL_LAT - 1)) u_sq (.clk(clk), .en(en), .a(a), .b(a), .y(a2));
-            dfx_delay #(.W(32), .LAT(MUL_LAT - 1), .FF(1)) u_d (.clk(clk), .en(en),
-                .d((in_mask[k] && !is_sq) ? a32 : 32'd0), .q(a32d));
-            dfx_delay #(.W(1), .LAT(MUL_LAT - 1)) u_dsq (.clk(clk), .en(en), .d(in_mask[k] && is_sq), .q(sq_d));
-            dfx_delay #(.W(32), .LAT(1), .FF(1)) u_rv (.clk(clk), .en(en), .d(sq_d ? a2 : a32d), .q(rv[32*k +: 32]));
-            assign rm[16*k +: 16] = in_mask[k] ? a : 16'hFC00;
+            assign rm[16*k +: 16] = in_mask[k] ? in_a[16*k +: 16] : 16'hFC00;
         end
     endgenerate
-    wire [31:0] tsum;
-    dfx_add_tree #(.N(V), .LAT(ADD_LAT)) u_tree (.clk(clk), .en(en), .d(rv), .q(tsum));
+    // sum: the row times 1.0; sumsq: times itself
+    wire [TW-1:0] tsum;
+    wire [5:0] temax;
+    wire t_nan, t_pinf, t_ninf;
+    dfx_dot_tile #(.N(V)) u_tile (.clk(clk), .en(en), .x(in_a), .w(is_sq ? in_a : {V{16'h3C00}}),
+        .m(in_mask), .t(tsum), .emax(temax), .nan(t_nan), .pinf(t_pinf), .ninf(t_ninf));
+    wire [31:0] dsum;
+    dfx_dot_acc #(.TW(TW)) u_acc (.clk(clk), .en(en), .v(v_t), .first(first_t), .t(tsum),
+        .emax(temax), .nan(t_nan), .pinf(t_pinf), .ninf(t_ninf), .bias(16'd0), .y(dsum));
     wire [15:0] tmax0;
     wire [15:0] tmax;
     dfx_max_tree #(.N(V)) u_mtree (.d(rm), .q(tmax0));
-    dfx_delay #(.W(16), .LAT(D_ACC), .FF(1)) u_dm (.clk(clk), .en(en), .d(tmax0), .q(tmax));
-    reg  [31:0] acc;
+    dfx_delay #(.W(16), .LAT(D_DOT - 1), .FF(1)) u_dm (.clk(clk), .en(en), .d(tmax0), .q(tmax));
     reg  [15:0] accm;
-    wire [31:0] acc_sum;
     wire [15:0] accm_max;
-    dfx_f32_add_c u_acc (.a(acc), .b(tsum), .y(acc_sum));
     dfx_max16_c u_accm (.a(accm), .b(tmax), .y(accm_max));
     always @(posedge clk)
-        if (en && v_acc) begin
-            if (op_acc == `DFX_VOP_SUM || op_acc == `DFX_VOP_SUMSQ)
-                acc <= first_acc ? tsum : acc_sum;
-            if (op_acc == `DFX_VOP_RMAX)
-                accm <= first_acc ? tmax : accm_max;
-        end
+        if (en && v_m)
+            accm <= first_m ? tmax : accm_max;
     wire [31:0] scaled;
-    dfx_f32_mul_p #(.LAT(MUL_LAT)) u_scl (.clk(clk), .en(en), .a(acc),
-        .b((scale_acc1 == 32'd0) ? 32'h3F800000 : scale_acc1), .y(scaled));
+    dfx_f32_mul_p #(.LAT(MUL_LAT)) u_scl (.clk(clk), .en(en), .a(dsum),
+        .b((scale_d == 32'd0) ? 32'h3F800000 : scale_d), .y(scaled));
     wire [15:0] red16;
     dfx_f32_to_f16 u_rr (.a(scaled), .y(red16));
     wire [15:0] red_m;                   // the row max at the sum's depth (E_RD - 1)
