@@ -148,7 +148,8 @@ class Core:
             try:
                 ins = decode(raw)
             except EncodingError as e:
-                raise IllegalInstruction(str(e), self.id, len(prog), f"raw 0x{int.from_bytes(raw, 'little'):x}") from None
+                raw_hex = f"raw 0x{int.from_bytes(raw, 'little'):x}"
+                raise IllegalInstruction(str(e), self.id, len(prog), raw_hex) from None
             prog.append(ins)
             addr += isa.INSTR_BYTES
             if ins.op.name == "end":
@@ -366,9 +367,8 @@ class Core:
         x0 = ins.x + self.regs[ins.xreg] * ins.xs
         xs = [nx.f32(self.vread(x0 + b * ins.xbs, M, K, ins.xs)) for b in range(B)]
         ws = self.weights(self.hbm, self.wcache, ins.w, K, N, ins.wn, B, ins.wbs)  # (B, K, N)
-        acc = self.sums(xs, ws)
-        if ins.bias:
-            acc = acc + nx.f32(self.vread(ins.aux, 1, N, N))
+        bias = nx.f32(self.vread(ins.aux, 1, N, N))[0] if ins.bias else None  # in the dot products' sums
+        acc = self.sums(xs, ws, bias)
         y = nx.rne16(nx.scale32(acc, ins.scale))  # (B, M, N)
         if name == "maskedmm":
             limit = self.regs[ins.mreg] + np.arange(M)[:, None]
@@ -396,13 +396,16 @@ class Core:
 
     _x_conv1d = _x_maskedmm = _x_mm = _x_lmhead = _mm
 
-    def sums(self, xs: list, ws: np.ndarray) -> np.ndarray:
-        """The FP32 sums of each FP32 x (M, K) times its w of ws (B, K, N): (B, M, N)."""
+    def sums(self, xs: list, ws: np.ndarray, bias=None) -> np.ndarray:
+        """The FP32 sums of each FP32 x (M, K) times its w of ws (B, K, N), plus the FP32 bias row
+        (N,) when given (the matrix unit's dot products: in exact mode the bias is in the
+        accumulator, in fast mode an FP32 add after BLAS): (B, M, N)."""
+        W = self.t.matrix.width
         if self.mode == "fast" and len(xs) > 1:  # one batched BLAS call for all heads
-            return np.matmul(np.stack(xs), ws)
+            return self.kernel(np.stack(xs), ws, W, bias)
         if len(xs) == 1:
-            return self.kernel(xs[0], ws[0], self.t.matrix.width)[None]
-        return np.stack([self.kernel(x, w, self.t.matrix.width) for x, w in zip(xs, ws)])
+            return self.kernel(xs[0], ws[0], W, bias)[None]
+        return np.stack([self.kernel(x, w, W, bias) for x, w in zip(xs, ws)])
 
     # ------------------------------------------------------------------ vector unit
     def _operand_b(self, ins, rows, cols):
@@ -434,9 +437,8 @@ class Core:
             d = a
         elif name in UNARY_LUT:
             d = nx.lut(UNARY_LUT[name])[a]
-        elif name in ("vsum", "vsumsq"):
-            fa = nx.f32(a)
-            s = nx.chunked_sum(fa * fa if name == "vsumsq" else fa, VW)
+        elif name in ("vsum", "vsumsq"):  # dot products of the row with 1.0 or itself, in tiles of VW
+            s = nx.block_sum(a, VW, square=name == "vsumsq")
             s = s * imm if ins.imm else s
             self.vwrite(ins.d, nx.rne16(s.astype(np.float32))[:, None], max(1, ins.ds))
             return

@@ -151,7 +151,7 @@ class _VecParts:
     def params(self, rows, cols):
         core, ins = self.core, self.ins
         name = ins.op.name
-        if rows <= 0 or cols <= 0:
+        if rows <= 0 or cols <= 0 or (name in ("vsum", "vsumsq") and cols > nx.K_MAX):  # past K_MAX: its error
             return None
         brs, bcs, use_imm = 0, 0, 0
         try:
@@ -244,14 +244,14 @@ def _mm_step(core, ins):
     xs, xreg, xbs = ins.xs, ins.xreg, ins.xbs
     as_ = ins.f["as"]
     aux_stride = max(isa.ARGMAX_WORDS, as_) if kind == 2 else as_
-    tail = (ins.aux if ins.bias else -1, ins.scale, bool(ins.gelu))
+    tail = (ins.scale, bool(ins.gelu))
     outs = (W, lanes, ins.out, ins.os, ins.obs, ins.aux, aux_stride, ins.abs)
     gelu = nx.lut("gelu")
     shapes: dict = {}
 
     def prepare(M, K, N, x0):
-        """(the buffer, views of the x operands in it, the weight reads Core.weights counts) for
-        this shape, or False where the reference must run."""
+        """(the buffer, views of the x operands in it, the weight reads Core.weights counts, a view
+        of the bias row or None) for this shape, or False where the reference must run."""
         if M <= 0 or K <= 0 or N <= 0:
             return False
         try:
@@ -267,7 +267,8 @@ def _mm_step(core, ins):
         except MachineError:
             return False
         reads = core.weight_read_bytes(K, N, B, core.hbm)
-        return core.vbuf, [core._view(x0 + bi * xbs, M, K, xs) for bi in range(B)], reads
+        bias = core._view(ins.aux, 1, N, N) if ins.bias else None
+        return core.vbuf, [core._view(x0 + bi * xbs, M, K, xs) for bi in range(B)], reads, bias
 
     def step():
         regs = core.regs
@@ -289,7 +290,7 @@ def _mm_step(core, ins):
             ws = core.weights(core.hbm, core.wcache, ins.w, K, N, ins.wn, B, ins.wbs)
         else:
             core.hbm.read_bytes += got[2]
-        acc = np.ascontiguousarray(core.sums(xf, ws))
+        acc = np.ascontiguousarray(core.sums(xf, ws, None if got[3] is None else F32[got[3]][0]))
         _c.mm_out(got[0], F32, gelu, acc, kind, B, M, N, *tail, regs[ins.mreg] if kind == 1 else 0, *outs)
         core.counters["macs"] += B * M * K * N
 
