@@ -264,8 +264,8 @@ def matmul_exact(x, w, width: int, bias=None, scale_bits: int = 0) -> np.ndarray
 def matmul_exact_f32(xf: np.ndarray, wf: np.ndarray, width: int) -> np.ndarray:
     """matmul_exact of FP32 operands that hold exact FP16 values (the simulator's form)."""
     with np.errstate(over="ignore"):
-        return matmul_exact(np.asarray(xf, np.float32).astype(np.float16), np.asarray(wf, np.float32).astype(np.float16),
-                            width)
+        x, w = (np.asarray(a, np.float32).astype(np.float16) for a in (xf, wf))
+    return matmul_exact(x, w, width)
 
 
 # ----------------------------------------------------------------------- table functions
