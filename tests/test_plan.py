@@ -147,6 +147,7 @@ def test_matrix_ops(mode):
         [_mm("conv1d")], [_mm("conv1d", bias=1)], [_mm("conv1d", bias=1, gelu=1, scale=0.125)],
         [_mm("conv1d", m=1, k=48, n=40, xs=48, os=40)],
         [_mm("mm", batch=2, xbs=20, wbs=4, obs=12, k=8, n=4, wn=1)],  # batched: one BLAS call in fast mode
+        [_mm("mm", batch=2, xbs=20, wbs=4, obs=12, k=8, n=4, wn=1, bias=1, scale=0.25)],  # the bias in every sum
         [_mm("mm", batch=3, xbs=5, wbs=8, obs=13, k="r1", n="r2", m="r1", wn=1, xs=20, os=60)],
         [make("seti", rd="r6", imm=2), _mm("maskedmm", mreg="r6", scale=0.5, **{"as": 1}, abs=4)],
         [make("seti", rd="r6", imm=-1), _mm("maskedmm", mreg="r6", n=13, gelu=1, bias=1, **{"as": 2})],
