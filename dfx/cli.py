@@ -1,4 +1,4 @@
-"""The `dfx` command line: compile, generate, demo, inspect, asm, disasm, perf, targets.
+"""The `dfx` command line: compile, generate, demo, serve, inspect, asm, disasm, perf, targets.
 
 Every user error (a DfxError) prints as one line, `dfx: error: ...`, with exit status 1.
 """
@@ -130,6 +130,21 @@ def cmd_demo(a) -> int:
     demo(bundle, a.backend, prompts, tok, _gen_opts(a, tok), mode=a.mode, timeout_s=a.timeout, json_out=a.json,
          **_backend_opts(a, bundle))
     return 0
+
+
+# ------------------------------------------------------------------------- serve
+def cmd_serve(a) -> int:
+    try:
+        from dfx.host.serve import serve_bundle
+    except ImportError as e:
+        raise DfxError(f"dfx serve needs the serve extra (pip install 'dfx[serve]'): "
+                       f"no module named {e.name or e}") from None
+    from dfx.compiler.bundle import Bundle
+
+    bundle = Bundle(a.bundle)
+    return serve_bundle(bundle, backend=a.backend, mode=a.mode, host=a.host, port=a.port, queue=a.queue,
+                        timeout_s=a.timeout, backend_opts=_backend_opts(a, bundle), drain_timeout=a.drain_timeout,
+                        access_log=a.access_log)
 
 
 def _modelled_cycles(bundle, n_in, n_out, ring="link"):
@@ -269,6 +284,28 @@ def build_parser() -> argparse.ArgumentParser:
                         "none found) it says so: --backend sim or --backend rtl run the same demo here.")
     _generation_args(dm, "xrt")
     dm.set_defaults(fn=cmd_demo)
+
+    sv = sub.add_parser("serve", help="serve a bundle over HTTP: OpenAI's completions API, metrics, a playground page",
+                        description="Loads BUNDLE onto the appliance of a backend and serves it: POST /v1/completions "
+                        "(OpenAI's API, streaming as server-sent events), GET /v1/models, /health, /metrics "
+                        "(Prometheus), /v1/dfx/perf (dfx perf's prediction) and a playground page at /. One sequence "
+                        "runs at a time; up to --queue requests wait, later ones get 429. SIGTERM finishes the "
+                        "running request and exits. Needs the serve extra: pip install 'dfx[serve]' (docs/serve.md).")
+    sv.add_argument("bundle")
+    sv.add_argument("--backend", default="sim", choices=["sim", "rtl", "xrt", "pynq"],
+                    help="sim, rtl (the RTL core in an HDL simulator), xrt or pynq (U280 cards); default sim")
+    sv.add_argument("--mode", default="exact", choices=["exact", "fast"], help="simulator mode (default exact)")
+    sv.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    sv.add_argument("--port", type=_int, default=8000, help="port (default 8000; 0: a free one, printed)")
+    sv.add_argument("--queue", type=_int, default=16, help="requests that may wait for the appliance (default 16)")
+    sv.add_argument("--timeout", type=float, default=600.0, help="seconds to wait for a device (default 600)")
+    sv.add_argument("--drain-timeout", type=float, default=30.0,
+                    help="on SIGTERM, seconds the running request may take before it is cancelled (default 30)")
+    sv.add_argument("--access-log", action="store_true", help="log every HTTP request (uvicorn's access log)")
+    sv.add_argument("--xclbin", help="the linked dfx_core binary (xrt and pynq backends)")
+    sv.add_argument("--rtl-sim", default="verilator", choices=["verilator", "icarus"],
+                    help="HDL simulator of the rtl backend (default verilator)")
+    sv.set_defaults(fn=cmd_serve, waves=None)
 
     i = sub.add_parser("inspect", help="memory map, instruction counts and bytes per token of a bundle")
     i.add_argument("bundle")
