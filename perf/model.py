@@ -180,7 +180,8 @@ class Costs:
                  "vexp": 3 * add + 2 * mul + 2, "vrecip": t.vector.recip_latency + 1,
                  "vrsqrt": t.vector.rsqrt_latency + 1, "vsum": red, "vsumsq": red, "vrmax": red}
         gl = 3 * add + 2 * mul + 1
-        mlat = (dot_latency(W) + mul + 1) + 1  # dfx_mpu.v: D_Y, then the output register
+        # dfx_mpu.v: D_Y, then dfx_mpu_tail: a register, one per level of its L-lane trees, the output
+        mlat = (dot_latency(W) + mul + 1) + 1 + _log2(m.lanes) + 1
         pb = t.port_bytes
         r = Rates.of(t)
         rho = r.channel_bpc / pb  # the channel rate is capped at one port beat per cycle

@@ -6,10 +6,11 @@
 // cases of step 6; the caller picks the beat with its last tile. One beat per cycle.
 //
 // Stage plan (budget 5.0 ns; dfx.hw.timing's pessimistic corner):
-//   C1  the tile's shift emax - 2 (6-bit chain) and its low 3 bits (an 8:1 mux); the bias
-//       signed (12-bit chain) and shifted by its exponent's low 3 bits
-//   C2  the shifts by multiples of 8 (8:1 muxes) into the accumulator's width
-//   C3  the accumulator: acc = (first ? bias : acc) + tile, one 106-bit chain (the only loop)
+//   C1  the tile's shift emax - 2 (6-bit chain) and its low 3 bits (an 8:1 mux); the bias's
+//       fields
+//   C2  the tile's shift by a multiple of 8 (an 8:1 mux); |bias| shifted by its exponent
+//   C3  the accumulator: acc = first ? tile +- |bias| : acc + tile, two 106-bit chains side by
+//       side and a 2:1 mux (the loop is acc + tile)
 //   N1  |acc| (106-bit chain) and its sign
 //   N2  per 8-bit group: nonzero, leading zeros
 //   N3  the first nonzero group from the top (one-hot)
@@ -42,22 +43,24 @@ module dfx_dot_acc #(
     localparam integer EXP0 = (MW - 1) + `DFX_DOT_ACC_LSB + 127;
 
     // ---------------------------------------------------------------- C1
+    // the tile: its shift's low 3 bits; the bias: only its fields (it may come from a shift
+    // register, so nothing long stands between the input and C1)
     wire [5:0] sh = (emax >= 6'd2) ? emax - 6'd2 : 6'd0;   // a tile's unit in accumulator units
     wire [4:0] eb = bias[14:10];
     wire b_sp = eb == 5'd31;
-    wire [11:0] bm = (eb == 5'd0 || b_sp) ? 12'd0 : {2'b01, bias[9:0]};
-    wire [11:0] bmn = bias[15] ? -bm : bm;
     reg  signed [TW+6:0] t_1;
-    reg  signed [18:0]   b_1;
     reg  [2:0]  shc_1;
-    reg  [1:0]  ebc_1;
+    reg  [10:0] bm_1;                                      // the bias's significand (0: none)
+    reg  [4:0]  eb_1;
+    reg         bs_1;
     reg         v_1, first_1, nan_1, pinf_1, ninf_1, bnan_1, bpinf_1, bninf_1;
     always @(posedge clk)
         if (en) begin
             t_1 <= {{7{t[TW-1]}}, t} <<< sh[2:0];
-            b_1 <= {{7{bmn[11]}}, bmn} <<< eb[2:0];
             shc_1 <= sh[5:3];
-            ebc_1 <= eb[4:3];
+            bm_1 <= (eb == 5'd0 || b_sp) ? 11'd0 : {1'b1, bias[9:0]};
+            eb_1 <= eb;
+            bs_1 <= bias[15];
             v_1 <= v;
             first_1 <= first;
             {nan_1, pinf_1, ninf_1} <= {nan, pinf, ninf};
@@ -68,24 +71,29 @@ module dfx_dot_acc #(
 
     // ---------------------------------------------------------------- C2
     wire signed [AB-1:0] t_x = {{(AB-TW-7){t_1[TW+6]}}, t_1};
-    wire signed [AB-1:0] b_x = {{(AB-19){b_1[18]}}, b_1};
-    reg  signed [AB-1:0] t_2, b_2;
+    wire [AB-1:0] b_x = {{(AB-11){1'b0}}, bm_1};
+    reg  signed [AB-1:0] t_2;
+    reg  [AB-1:0] b_2;                                     // |bias| in accumulator units
+    reg         bs_2;
     reg         v_2, first_2, nan_2, pinf_2, ninf_2, bnan_2, bpinf_2, bninf_2;
     always @(posedge clk)
         if (en) begin
             t_2 <= t_x <<< {shc_1, 3'b000};
             // m 2^(e - 25) in units of 2^ACC_LSB: m << (e - 25 - ACC_LSB)
-            b_2 <= (b_x <<< {ebc_1, 3'b000}) <<< (-25 - `DFX_DOT_ACC_LSB);
+            b_2 <= (b_x << eb_1) << (-25 - `DFX_DOT_ACC_LSB);
+            bs_2 <= bs_1;
             {v_2, first_2, nan_2, pinf_2, ninf_2} <= {v_1, first_1, nan_1, pinf_1, ninf_1};
             {bnan_2, bpinf_2, bninf_2} <= {bnan_1, bpinf_1, bninf_1};
         end
 
     // ---------------------------------------------------------------- C3: the accumulator
+    // a first tile starts from the bias: tile +- |bias|, one add beside the loop's
     reg  [AB-1:0] acc;
     reg           f_nan, f_pinf, f_ninf;
+    wire [AB-1:0] tb = bs_2 ? t_2 - b_2 : t_2 + b_2;
     always @(posedge clk)
         if (en && v_2) begin
-            acc <= (first_2 ? b_2 : acc) + t_2;
+            acc <= first_2 ? tb : acc + t_2;
             f_nan <= (first_2 ? bnan_2 : f_nan) | nan_2;
             f_pinf <= (first_2 ? bpinf_2 : f_pinf) | pinf_2;
             f_ninf <= (first_2 ? bninf_2 : f_ninf) | ninf_2;
