@@ -231,18 +231,21 @@ def test_slr_plan_shares_lanes_and_refuses_an_unplaced_block():
 # A block may not get slower than its figure; one that gets faster must have its figure lowered here,
 # and one that reaches the budget leaves the table, so the table is always today's state.
 CEILINGS_NS = {
-    "dfx_core_flat": 26.30,    # decode (an instruction's class) to the DMA's error register enable
-    "dfx_mpu": 23.71,          # the tail: lane max tree, serial argmax and running max in one stage
-    "dfx_dma": 23.70,          # address arithmetic: a 64-bit product of a register and a stride
-    "dfx_exp16_p": 18.50,      # range, floor and i2f between two units: one register stage is not enough
-    "dfx_mpu_path": 18.31,     # counts to the state register
+    "dfx_core_flat": 25.65,    # decode (an instruction's class) to the DMA's state register
+    "dfx_dma": 23.05,          # address arithmetic: a 64-bit product of a register and a stride
+    "dfx_exp16_p": 18.31,      # range, floor and i2f between two units: one register stage is not enough
+    "dfx_mpu_path": 18.25,     # counts to the state register
     "dfx_gelu16_p": 17.48,     # floor and i2f between two units, the same
-    "dfx_vpu_path": 16.74,     # its operand mask into the VPU's max tree
-    "dfx_net": 14.73,          # row count to the state register (14.63 in a run before: ABC's mapping)
-    "dfx_hbm_rd": 13.83,       # a channel's remaining beats to its reservation
+    "dfx_vpu_path": 16.72,     # its operand mask into the VPU's max tree
+    "dfx_net": 14.63,          # row count to the state register
+    "dfx_hbm_rd": 13.82,       # a channel's remaining beats to its reservation
     "dfx_vpu": 6.85,           # a lane's adder result through the op select into the output register
     "dfx_rsqrt16_p": 5.79,     # exponent logic
+    "dfx_mpu": 5.58,           # the rne16 register into the GELU's first adder (its FP16 -> FP32 input)
 }
+# Yosys/ABC maps an unchanged block a little differently when other modules change (dfx_dma 23.70
+# and 23.05 ns, dfx_net 14.63 and 14.73 on the same RTL): a figure holds within TOL either way.
+TOL = 0.03
 PORT_CEILING_NS = 6.47         # u_net's ring TX data through logic to m_axis_ring_tdata
 
 
@@ -251,7 +254,7 @@ PORT_CEILING_NS = 6.47         # u_net's ring TX data through logic to m_axis_ri
 def test_no_block_of_the_core_gets_slower_and_fixed_ones_leave_the_table(tiny):
     """The timing budget (dfx.hw.timing) held in CI on the whole tiny-ddr core (this module's
     synthesis run; the ROMs synthesized alone): every block's longest path within 5.0 ns or within
-    its CEILINGS_NS figure, and every figure there still true to 1 % (a faster block lowers it)."""
+    its CEILINGS_NS figure, and every figure there still true to TOL (a faster block lowers it)."""
     res = timing.run("tiny-ddr", netlist=OUT / "netlist.json")
     rows = {r["block"]: r["own_worst"] for r in res["corners"]["pessimistic"]["blocks"]}
     slower, faster = [], []
@@ -259,16 +262,16 @@ def test_no_block_of_the_core_gets_slower_and_fixed_ones_leave_the_table(tiny):
         if p is None:
             continue
         ceiling = CEILINGS_NS.get(block, timing.BUDGET_NS)
-        if p["ns"] > ceiling * 1.005:
+        if p["ns"] > (ceiling * (1 + TOL) if block in CEILINGS_NS else timing.BUDGET_NS):
             slower.append(f"{block}: {p['ns']} ns > {ceiling} ({p['start']} -> {p['end']})")
-        elif block in CEILINGS_NS and p["ns"] < ceiling * 0.99:
+        elif block in CEILINGS_NS and p["ns"] < ceiling * (1 - TOL):
             faster.append(f"{block}: {p['ns']} ns" + (" (within budget: remove it)" if p["ns"] <= 5.0 else ""))
     gone = [b for b in CEILINGS_NS if rows.get(b) is None]
     assert not slower, "slower than the table allows: " + "; ".join(slower)
     assert not faster and not gone, ("faster than CEILINGS_NS says, update it: " + "; ".join(faster)
                                      + (f"; no path left in {gone}" if gone else ""))
     ports = res["corners"]["pessimistic"]["ports"]
-    assert ports and ports[0]["ns"] <= PORT_CEILING_NS * 1.005, ports[:1]
+    assert ports and ports[0]["ns"] <= PORT_CEILING_NS * (1 + TOL), ports[:1]
     assert res["corners"]["optimistic"]["over_budget"] <= res["corners"]["pessimistic"]["over_budget"]
 
 
